@@ -1,0 +1,127 @@
+"""One target from module to findings: trace, settle substitutes, find joins, run the rules."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from reslint import inputs as example_inputs
+from reslint.errors import TargetError
+from reslint.findings import Finding, Fix, TargetResult
+from reslint.fixes import FixFinder
+from reslint.joins import JoinFinder, SkipJoin
+from reslint.load import BuiltModel
+from reslint.rules import RULES, load_check, selected_codes
+from reslint.settle import settle
+from reslint.trace import trace
+from reslint.trace.propagate import Propagation
+from reslint.where import display_path
+
+
+@dataclass
+class Analysis:
+    """What the rules read: the propagated graph, its joins, and a fix finder."""
+
+    target: str
+    propagation: Propagation
+    join_finder: JoinFinder
+    joins: list[SkipJoin]
+    fixes: FixFinder
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def joins_by_node(self) -> dict[fx.Node, SkipJoin]:
+        return {join.node: join for join in self.joins}
+
+    def shape(self, node: fx.Node) -> list[int] | None:
+        value = self.propagation.values.get(node)
+        return list(value.shape) if isinstance(value, torch.Tensor) else None
+
+    def finding(self, code: str, node: fx.Node, message: str, shapes: dict, fix: Fix | None = None) -> Finding:
+        source = node.meta.get("source")
+        return Finding(
+            code=code,
+            severity=RULES[code].severity,
+            message=message,
+            target=self.target,
+            path=display_path(source.path) if source else "",
+            line=source.line if source else 0,
+            column=source.column if source else 0,
+            module=node.meta.get("module_path", ""),
+            module_type=node.meta.get("module_type", ""),
+            shapes=shapes,
+            fix=fix,
+        )
+
+
+def analyze_model(
+    model: nn.Module,
+    inputs: tuple[Any, ...],
+    target: str,
+    select: list[str] | None = None,
+    ignore: list[str] | None = None,
+    frontend: str = "auto",
+) -> TargetResult:
+    result = TargetResult(target=target, status="ok", inputs=example_inputs.describe(inputs))
+    started = time.perf_counter()
+    traced = trace(model, inputs, frontend)
+    result.frontend = traced.frontend
+    result.timings["trace"] = round(time.perf_counter() - started, 4)
+
+    started = time.perf_counter()
+    propagation = traced.propagation
+    join_finder = JoinFinder(propagation)
+    joins = list(join_finder.joins())
+    settle(propagation, joins)
+    propagation.annotate()
+    analysis = Analysis(target, propagation, join_finder, joins, FixFinder(propagation, join_finder))
+    for code in selected_codes(select, ignore):
+        result.findings.extend(load_check(code)(analysis))
+    result.findings.sort(key=lambda f: (f.path, f.line, f.column, f.code))
+    result.joins = len(joins)
+    for node, failure in propagation.failures.items():
+        if failure.limitation:
+            result.notes.append(f"shapes are unknown after {node.name} ({failure.message}); later joins were not checked")
+    result.status = "findings" if result.findings else "ok"
+    result.timings["analyze"] = round(time.perf_counter() - started, 4)
+    return result
+
+
+def analyze_built(
+    build: Callable[[], BuiltModel],
+    label: str,
+    input_specs: list[str],
+    select: list[str] | None = None,
+    ignore: list[str] | None = None,
+    frontend: str = "auto",
+) -> TargetResult:
+    """Build a target, work out its inputs, analyze it; a TargetError becomes an error result."""
+    started = time.perf_counter()
+    try:
+        built = build()
+        build_time = time.perf_counter() - started
+        inputs, notes = resolve_inputs(built.module, input_specs, label)
+        result = analyze_model(built.module, inputs, label, select, ignore, frontend)
+        result.notes[:0] = built.notes + notes
+        result.timings = {"build": round(build_time, 4), **result.timings}
+        return result
+    except TargetError as error:
+        return TargetResult(target=label, status="error", error=str(error), inputs=list(input_specs))
+
+
+def resolve_inputs(model: nn.Module, specs: list[str], label: str) -> tuple[tuple[Any, ...], list[str]]:
+    if specs:
+        return example_inputs.make_inputs(specs), []
+    declared = example_inputs.model_inputs(model)
+    if declared is not None:
+        return declared, []
+    guessed = example_inputs.guess_inputs(model)
+    if guessed is None:
+        raise TargetError(f"{label}: cannot guess an input (no Conv, Linear or Embedding layer); pass --input, e.g. --input 1,3,224,224")
+    tensors, note = guessed
+    return tensors, [note]

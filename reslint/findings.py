@@ -1,0 +1,94 @@
+"""What the analysis produces: findings with their fixes, per-target results, the report.
+
+Plain data with no torch in sight, so reporters and the CLI can use it without importing torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import IntEnum
+
+VERSION = "0.1.0"
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FINDINGS = 1
+    ERROR = 2  # a target could not be analyzed, or a usage error
+
+
+@dataclass
+class Fix:
+    kind: str  # project-skip | restride-skip | resize-transform | ...
+    module: str  # module path the change goes into
+    code: str  # code to paste
+    validated: bool  # the whole model's shapes propagate with the fix applied
+    description: str = ""  # one sentence: what to change where
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "module": self.module, "code": self.code, "validated": self.validated}
+
+
+@dataclass
+class Finding:
+    code: str
+    severity: str
+    message: str
+    target: str
+    path: str
+    line: int
+    column: int
+    module: str
+    module_type: str
+    shapes: dict[str, list[int] | None] = field(default_factory=dict)
+    fix: Fix | None = None
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["fix"] = self.fix.to_json() if self.fix else None
+        return data
+
+
+@dataclass
+class TargetResult:
+    target: str
+    status: str  # ok | findings | error
+    frontend: str | None = None
+    inputs: list[str] = field(default_factory=list)
+    joins: int = 0
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # assumptions said out loud (guessed input, CPU build)
+    findings: list[Finding] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "target": self.target, "status": self.status, "frontend": self.frontend, "inputs": self.inputs,
+            "joins": self.joins, "error": self.error, "timings": self.timings, "notes": self.notes,
+        }
+
+
+@dataclass
+class Report:
+    targets: list[TargetResult] = field(default_factory=list)
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [finding for target in self.targets for finding in target.findings]
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings and all(t.status != "error" for t in self.targets)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if any(t.status == "error" for t in self.targets):
+            return ExitCode.ERROR
+        return ExitCode.FINDINGS if self.findings else ExitCode.OK
+
+    def to_json(self) -> dict:
+        return {
+            "reslint": VERSION,
+            "targets": [t.to_json() for t in self.targets],
+            "findings": [f.to_json() for f in self.findings],
+        }

@@ -1,0 +1,173 @@
+"""Find the places where a skip path joins a transform path.
+
+A join is an add (or a cat) whose tensor operands derive from a common tensor, the fork. The fork is
+the nearest such tensor, found by walking backwards from the operands in reverse topological order,
+so the walk only visits the block between fork and join. Of the two paths from the fork, the one with
+fewer weighted layers (none, or just a projection) is the skip; the other is the transform.
+Parameters and constants are not data: `x + self.pos_embed` has no fork and is not a join.
+"""
+
+from __future__ import annotations
+
+import heapq
+import operator
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.fx as fx
+
+from reslint.trace.propagate import UNKNOWN, Propagation
+
+ADD_FUNCTIONS = {operator.add, operator.iadd, torch.add, torch.Tensor.add, torch.Tensor.add_}
+ADD_METHODS = {"add", "add_", "__add__", "__iadd__", "__radd__"}
+CAT_FUNCTIONS = {torch.cat, torch.concat, torch.concatenate}
+
+
+@dataclass
+class SkipJoin:
+    node: fx.Node  # the add or cat
+    kind: str  # "add" or "cat"
+    skip: fx.Node
+    transform: fx.Node
+    fork: fx.Node
+    skip_path: list[fx.Node]  # nodes after the fork up to and including the skip operand, in order
+    transform_path: list[fx.Node]
+
+    @property
+    def skip_is_identity(self) -> bool:
+        return self.skip is self.fork
+
+
+def is_add(node: fx.Node) -> bool:
+    return (node.op == "call_function" and node.target in ADD_FUNCTIONS) or (
+        node.op == "call_method" and node.target in ADD_METHODS
+    )
+
+
+def is_cat(node: fx.Node) -> bool:
+    return node.op == "call_function" and node.target in CAT_FUNCTIONS
+
+
+def join_operands(node: fx.Node) -> list[fx.Node]:
+    """The graph nodes a join combines (two for an add, the list items for a cat)."""
+    if is_add(node):
+        other = node.args[1] if len(node.args) > 1 else node.kwargs.get("other")
+        return [a for a in (node.args[0], other) if isinstance(a, fx.Node)]
+    if is_cat(node):
+        tensors = node.args[0] if node.args else node.kwargs.get("tensors", ())
+        return [t for t in tensors if isinstance(t, fx.Node)] if isinstance(tensors, (list, tuple)) else []
+    return []
+
+
+class JoinFinder:
+    def __init__(self, propagation: Propagation):
+        self.prop = propagation
+        self.index = propagation.index
+        self.data = self._data_derived()
+
+    def _is_tensor(self, node: fx.Node) -> bool:
+        value = self.prop.values.get(node, UNKNOWN)
+        return value is UNKNOWN or isinstance(value, torch.Tensor)
+
+    def _data_inputs(self, node: fx.Node) -> list[fx.Node]:
+        """Inputs that carry tensor data derived from the model's inputs (not sizes, not parameters)."""
+        return [n for n in node.all_input_nodes if n in self.data and self._is_tensor(n)]
+
+    def _data_derived(self) -> set[fx.Node]:
+        derived: set[fx.Node] = set()
+        for node in self.prop.nodes:
+            if node.op == "placeholder" or any(n in derived and self._is_tensor(n) for n in node.all_input_nodes):
+                derived.add(node)
+        return derived
+
+    def joins(self) -> Iterator[SkipJoin]:
+        for node in self.prop.nodes:
+            if not (is_add(node) or is_cat(node)):
+                continue
+            operands = [n for n in join_operands(node) if n in self.data and self._is_tensor(n)]
+            if len(operands) < 2:
+                continue
+            join = self._join(node, operands[0], operands[1]) if is_add(node) else self._cat_join(node, operands)
+            if join is not None:
+                yield join
+
+    def _cat_join(self, node: fx.Node, operands: list[fx.Node]) -> SkipJoin | None:
+        # A U-Net decoder cats [upsampled, skip] (or the reverse); pick the pair with the nearest fork.
+        best = None
+        for i in range(len(operands)):
+            for j in range(i + 1, len(operands)):
+                join = self._join(node, operands[i], operands[j])
+                if join is not None and (best is None or self.index[join.fork] > self.index[best.fork]):
+                    best = join
+        return best
+
+    def _join(self, node: fx.Node, a: fx.Node, b: fx.Node) -> SkipJoin | None:
+        found = self.fork(a, b)
+        if found is None:
+            return None
+        fork, marks = found
+        path_a = self._path(a, fork, marks, 1)
+        path_b = self._path(b, fork, marks, 2)
+        # The skip is the path with fewer weighted layers; on a tie, the shorter path (x + relu(x)).
+        key_a = (self.weighted_count(path_a), len(path_a), 1)
+        key_b = (self.weighted_count(path_b), len(path_b), 0)
+        if key_a <= key_b:
+            return SkipJoin(node, "add" if is_add(node) else "cat", a, b, fork, path_a, path_b)
+        return SkipJoin(node, "add" if is_add(node) else "cat", b, a, fork, path_b, path_a)
+
+    def fork(self, a: fx.Node, b: fx.Node) -> tuple[fx.Node, dict[fx.Node, int]] | None:
+        """The nearest common data ancestor of a and b (a node may be its own ancestor).
+
+        Nodes are popped in decreasing topological order, so when a node is popped every descendant
+        that could mark it has been popped already: the first node marked from both sides is the fork.
+        """
+        marks: dict[fx.Node, int] = {a: 1}
+        marks[b] = marks.get(b, 0) | 2
+        heap = [(-self.index[n], id(n), n) for n in marks]
+        heapq.heapify(heap)
+        # How many queued nodes carry each side's mark: when one side has none left, there is no fork.
+        queued = {1: sum(1 for m in marks.values() if m & 1), 2: sum(1 for m in marks.values() if m & 2)}
+        while heap and queued[1] and queued[2]:
+            _, _, node = heapq.heappop(heap)
+            mark = marks[node]
+            if mark == 3:
+                return node, marks
+            queued[mark] -= 1
+            for parent in self._data_inputs(node):
+                old = marks.get(parent, 0)
+                new = old | mark
+                if new == old:
+                    continue
+                marks[parent] = new
+                if old == 0:
+                    heapq.heappush(heap, (-self.index[parent], id(parent), parent))
+                queued[mark] += 1
+        return None
+
+    def _path(self, operand: fx.Node, fork: fx.Node, marks: dict[fx.Node, int], side: int) -> list[fx.Node]:
+        fork_index = self.index[fork]
+        nodes = [n for n, m in marks.items() if m & side and self.index[n] > fork_index]
+        if operand is fork:
+            return []
+        return sorted(nodes, key=self.index.__getitem__)
+
+    def is_weighted(self, node: fx.Node) -> bool:
+        """A layer with a weight matrix or kernel: conv, linear, embedding, or a functional op on one."""
+        if node.op == "call_module":
+            module = self.prop.module(node)
+            return any(p.dim() >= 2 for p in module.parameters(recurse=True))
+        if node.op in ("call_function", "call_method"):
+            for arg in node.all_input_nodes:
+                if arg.op == "get_attr":
+                    value = self.prop.values.get(arg)
+                    if isinstance(value, torch.Tensor) and value.dim() >= 2:
+                        return True
+        return False
+
+    def weighted_count(self, path: list[fx.Node]) -> int:
+        return sum(1 for n in path if self.is_weighted(n))
+
+
+def find_joins(propagation: Propagation) -> list[SkipJoin]:
+    return list(JoinFinder(propagation).joins())

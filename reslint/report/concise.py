@@ -1,0 +1,19 @@
+"""`--format concise`: one line per finding (and per target that could not be analyzed)."""
+
+from __future__ import annotations
+
+from reslint.findings import Finding, Report
+
+
+def finding_line(finding: Finding) -> str:
+    location = f"{finding.path}:{finding.line}:{finding.column}" if finding.path else finding.target
+    return f"{location}: {finding.code} {finding.message}"
+
+
+def render_concise(report: Report) -> str:
+    lines = []
+    for target in report.targets:
+        if target.status == "error":
+            lines.append(f"error: {target.error}")
+        lines.extend(finding_line(f) for f in target.findings)
+    return "\n".join(lines) + ("\n" if lines else "")

@@ -1,0 +1,69 @@
+"""The default, compiler-style format: location, code, message, the source line, shapes, the fix."""
+
+from __future__ import annotations
+
+import io
+import linecache
+
+from rich.console import Console
+from rich.text import Text
+
+from reslint.findings import Finding, Report, TargetResult
+from reslint.report.concise import finding_line
+
+
+def render_full(report: Report, color: bool = False) -> str:
+    console = Console(file=io.StringIO(), force_terminal=color, no_color=not color, highlight=False, soft_wrap=True)
+    for target in report.targets:
+        _render_target(console, target)
+    console.print(_summary(report))
+    return console.file.getvalue()
+
+
+def _render_target(console: Console, target: TargetResult) -> None:
+    for note in target.notes:
+        console.print(Text.assemble(("note", "cyan bold"), f": {target.target}: {note}"))
+    if target.status == "error":
+        console.print(Text.assemble(("error", "red bold"), f": {target.error}"))
+        return
+    for finding in target.findings:
+        _render_finding(console, finding)
+
+
+def _render_finding(console: Console, finding: Finding) -> None:
+    style = "red bold" if finding.severity == "error" else "yellow bold"
+    location, _, rest = finding_line(finding).partition(f": {finding.code} ")
+    console.print(Text.assemble((location, "bold"), ": ", (finding.code, style), " ", rest))
+    source = linecache.getline(finding.path, finding.line).rstrip() if finding.path else ""
+    gutter = " " * len(str(finding.line))
+    if source:
+        console.print(Text(f" {gutter} |", style="blue"))
+        console.print(Text.assemble((f" {finding.line} | ", "blue"), source))
+        start = max(finding.column - 1, 0)
+        width = max(len(source.rstrip()) - start, 1)
+        console.print(Text.assemble((f" {gutter} | ", "blue"), " " * start, ("^" * width, style)))
+    for role, shape in finding.shapes.items():
+        if shape is not None:
+            console.print(Text.assemble((f" {gutter} = ", "blue"), f"{role:<10} {shape}"))
+    fix = finding.fix
+    if fix is not None:
+        status = ("validated", "green") if fix.validated else ("not validated", "yellow")
+        console.print(Text.assemble((f" {gutter} = ", "blue"), ("fix", "bold"), f" ({fix.kind}, ", status, f"): {fix.description}"))
+        for line in fix.code.splitlines():
+            console.print(Text.assemble(f" {gutter}     ", (line, "green")))
+    console.print()
+
+
+def _summary(report: Report) -> Text:
+    findings = report.findings
+    errors = sum(1 for t in report.targets if t.status == "error")
+    analyzed = len(report.targets) - errors
+    if not findings and not errors:
+        return Text(f"All checked: {analyzed} target{'s' * (analyzed != 1)}, no findings.", style="green")
+    validated = sum(1 for f in findings if f.fix and f.fix.validated)
+    parts = [f"Found {len(findings)} finding{'s' * (len(findings) != 1)} in {analyzed} target{'s' * (analyzed != 1)}"]
+    if findings:
+        parts.append(f"{validated} with a validated fix")
+    if errors:
+        parts.append(f"{errors} target{'s' * (errors != 1)} could not be analyzed")
+    return Text(", ".join(parts) + ".", style="bold")

@@ -1,0 +1,57 @@
+"""The rules: one module per code; its docstring is the rule's documentation.
+
+This file must not import torch: `reslint rule CODE` reads the docstrings with `ast`.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    code: str
+    name: str
+    module: str  # file stem under reslint/rules
+    severity: str
+    default: bool  # selected when the user does not --select
+
+
+RULES = {
+    rule.code: rule
+    for rule in [
+        RuleInfo("RL000", "shape-error", "rl000_shape_error", "error", True),
+        RuleInfo("RL001", "residual-add-mismatch", "rl001_residual_add_mismatch", "error", True),
+        RuleInfo("RL003", "concat-skip-mismatch", "rl003_concat_skip_mismatch", "error", True),
+    ]
+}
+
+
+def rule_doc(code: str) -> str | None:
+    rule = RULES.get(code.upper())
+    if rule is None:
+        return None
+    path = os.path.join(os.path.dirname(__file__), f"{rule.module}.py")
+    with open(path, encoding="utf-8") as handle:
+        return ast.get_docstring(ast.parse(handle.read())) or ""
+
+
+def selected_codes(select: list[str] | None, ignore: list[str] | None) -> list[str]:
+    """Codes to run: --select (prefixes like RL00 allowed) or the defaults, minus --ignore."""
+    def matches(code: str, patterns: list[str]) -> bool:
+        return any(code.startswith(p.upper()) or p.upper() == "ALL" for p in patterns)
+
+    codes = [c for c, r in RULES.items() if (matches(c, select) if select else r.default)]
+    return [c for c in codes if not (ignore and matches(c, ignore))]
+
+
+def unknown_codes(patterns: list[str]) -> list[str]:
+    return [p for p in patterns if p.upper() != "ALL" and not any(c.startswith(p.upper()) for c in RULES)]
+
+
+def load_check(code: str):
+    """The rule's `check(analysis)` function (imports the rule module, and with it torch)."""
+    return importlib.import_module(f"reslint.rules.{RULES[code].module}").check

@@ -1,0 +1,49 @@
+"""RL003: concatenated skip with mismatched non-concat dims.
+
+## What it does
+Finds skip connections joined by concatenation (`torch.cat([skip, up], dim=1)`, U-Net decoders,
+DenseNet layers) where the tensors differ in a dimension other than the one they are joined along.
+
+## Why is this bad?
+`torch.cat` fails with "Sizes of tensors must match except in dimension 1". In a U-Net this happens
+only for input sizes that the encoder rounds down (an odd size before a stride-2 layer), so the model
+works in the tutorial and crashes on the user's data.
+
+## Example
+```python
+def forward(self, x):
+    skip = self.enc(x)                    # [B, 64, 75, 75]
+    up = self.up(self.down(skip))         # [B, 64, 74, 74]: 75 // 2 * 2
+    return self.dec(torch.cat([skip, up], dim=1))
+```
+
+## Use instead
+Resize the decoder tensor to the skip before joining:
+```python
+    up = F.interpolate(up, size=skip.shape[-2:])
+    return self.dec(torch.cat([skip, up], dim=1))
+```
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from reslint.findings import Finding
+from reslint.rules.shapes import describe_difference, module_phrase
+
+
+def check(analysis) -> Iterator[Finding]:
+    failures = analysis.propagation.failures
+    for join in analysis.joins:
+        if join.kind != "cat" or join.node not in failures or failures[join.node].limitation:
+            continue
+        skip, other = analysis.shape(join.skip), analysis.shape(join.transform)
+        if skip is None or other is None:
+            continue
+        where = module_phrase(join.node.meta.get("module_path", ""), join.node.meta.get("module_type", ""))
+        message = (
+            f"concatenated skip in {where}: skip {skip} and {other} differ outside the concat dim "
+            f"({describe_difference(skip, other)})"
+        )
+        yield analysis.finding("RL003", join.node, message, {"skip": skip, "transform": other})

@@ -1,0 +1,35 @@
+"""The torch.fx frontend: `symbolic_trace`, with the user's source location and module on every node."""
+
+from __future__ import annotations
+
+import sys
+
+import torch.fx as fx
+from torch import nn
+
+from reslint.where import frame_location, innermost_user_frame
+
+
+class LocatingTracer(fx.Tracer):
+    """A Tracer that records, per node, where in the user's code it was created and in which module."""
+
+    def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
+        node = super().create_node(kind, target, args, kwargs, name, type_expr)
+        frame = innermost_user_frame(sys._getframe(1))
+        node.meta["source"] = frame_location(frame) if frame is not None else None
+        # For a leaf call_module node the scope is the leaf itself; its enclosing module is its parent.
+        path = self.scope.module_path
+        module_type = self.scope.module_type
+        if kind == "call_module":
+            path = path.rpartition(".")[0]
+            module_type = type(self.root.get_submodule(path)) if path else type(self.root)
+        node.meta["module_path"] = path
+        node.meta["module_type"] = module_type.__name__ if module_type is not None else type(self.root).__name__
+        return node
+
+
+def trace_fx(model: nn.Module) -> fx.GraphModule:
+    """Symbolically trace a model; raises whatever fx raises when the model is not traceable."""
+    tracer = LocatingTracer()
+    graph = tracer.trace(model)
+    return fx.GraphModule(tracer.root, graph, type(model).__name__)

@@ -1,0 +1,281 @@
+"""Shape propagation on meta tensors that never stops at the first error.
+
+`Propagation` runs every node of a graph once, keeps each node's value (a meta tensor, or whatever
+the op returned), and when an op raises, records the error and substitutes a value so that the rest
+of the model can still be checked: one run reports every broken join, like a compiler.
+
+`recompute` re-runs only what lies downstream of a change (a fix, or a different substitute) and
+stops where shapes converge back to what they were, so fix validation costs the changed region.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import torch
+import torch.fx as fx
+from torch.utils._pytree import tree_flatten
+
+UNKNOWN = type("Unknown", (), {"__repr__": lambda self: "UNKNOWN"})()
+"""The value of a node that could not be computed (an input of it failed beyond recovery)."""
+
+Override = Callable[[tuple, dict], Any]
+"""Computes a node's value from its (already evaluated) args and kwargs, in place of the node's op."""
+
+# Ops whose tensor operands must agree in every dim (elementwise, broadcasting) or in all but one (cat).
+ELEMENTWISE = {
+    operator.add, operator.iadd, operator.sub, operator.isub, operator.mul, operator.imul,
+    operator.truediv, torch.add, torch.sub, torch.mul, torch.div, torch.where,
+}
+ELEMENTWISE_METHODS = {"add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "__add__", "__iadd__"}
+CONCAT = {torch.cat, torch.concat, torch.concatenate}
+
+
+class MetaLimitation(Exception):
+    """An op that cannot run on meta tensors (data-dependent: `.item()`, `nonzero`): not a model bug."""
+
+
+@dataclass
+class Failure:
+    message: str
+    candidates: list[Any]  # substitutes that let propagation go on; chosen[node] picks one
+    limitation: bool = False  # the op cannot run on meta at all; the model itself may be fine
+
+
+@dataclass
+class Delta:
+    """What a recomputation changed: new values and failures of the nodes it re-ran."""
+
+    values: dict[fx.Node, Any] = field(default_factory=dict)
+    failures: dict[fx.Node, Failure] = field(default_factory=dict)
+
+
+class Propagation:
+    def __init__(self, gm: fx.GraphModule, inputs: tuple[Any, ...]):
+        self.gm = gm
+        self.nodes = list(gm.graph.nodes)
+        self.index = {node: i for i, node in enumerate(self.nodes)}
+        self.inputs = inputs
+        self.values: dict[fx.Node, Any] = {}
+        self.failures: dict[fx.Node, Failure] = {}
+        self.chosen: dict[fx.Node, int] = {}  # which candidate substitutes each failing node
+        self._interpreter = fx.Interpreter(gm, garbage_collect_values=False)
+        self._placeholder_values = self._bind_placeholders(inputs)
+
+    # -- running ----------------------------------------------------------------------------------
+
+    def run(self) -> "Propagation":
+        for node in self.nodes:
+            value, failure = self._evaluate(node, self.values, None)
+            self.values[node] = value
+            if failure is not None:
+                self.failures[node] = failure
+        return self
+
+    def recompute(self, overrides: dict[fx.Node, Override], chosen: dict[fx.Node, int] | None = None) -> Delta:
+        """Values after replacing some nodes' computations; only nodes downstream of a change re-run.
+
+        `chosen` picks, for failing nodes, which substitute to use (default: the settled choice).
+        """
+        delta = Delta()
+        if not overrides and not chosen:
+            return delta
+        starts = [self.index[n] for n in [*overrides, *(chosen or {})]]
+        changed: set[fx.Node] = set()
+        env = _Layered(delta.values, self.values)
+        for node in self.nodes[min(starts):]:
+            forced = node in overrides or (chosen is not None and node in chosen)
+            if not forced and not any(arg in changed for arg in node.all_input_nodes):
+                continue
+            value, failure = self._evaluate(node, env, overrides.get(node), chosen)
+            delta.values[node] = value
+            if failure is not None:
+                delta.failures[node] = failure
+            if not same_value(value, self.values[node]):
+                changed.add(node)
+        return delta
+
+    def failing_after(self, delta: Delta) -> set[fx.Node]:
+        """The failing nodes of the graph once `delta` is applied."""
+        kept = {node for node in self.failures if node not in delta.values}
+        return kept | set(delta.failures)
+
+    def commit(self, delta: Delta, chosen: dict[fx.Node, int] | None = None) -> None:
+        for node, value in delta.values.items():
+            self.values[node] = value
+            self.failures.pop(node, None)
+        self.failures.update(delta.failures)
+        self.chosen.update(chosen or {})
+
+    # -- one node ---------------------------------------------------------------------------------
+
+    def _evaluate(self, node: fx.Node, env, override: Override | None, chosen: dict | None = None):
+        if node.op == "placeholder":
+            return self._placeholder_values[node], None
+        if node.op == "output":
+            return fx.node.map_arg(node.args[0], lambda n: env[n]), None
+        args = fx.node.map_arg(node.args, lambda n: env[n])
+        kwargs = fx.node.map_arg(node.kwargs, lambda n: env[n])
+        if _contains_unknown(args) or _contains_unknown(kwargs):
+            return UNKNOWN, None
+        try:
+            if override is not None:
+                return override(args, kwargs), None
+            return self._run_op(node, args, kwargs), None
+        except Exception as error:  # the model's own error: record it, substitute, go on
+            failure = self._failure(node, args, kwargs, error)
+            pick = (chosen or {}).get(node, self.chosen.get(node, 0))
+            value = failure.candidates[pick] if pick < len(failure.candidates) else UNKNOWN
+            return value, failure
+
+    def _run_op(self, node: fx.Node, args: tuple, kwargs: dict) -> Any:
+        return getattr(self._interpreter, node.op)(node.target, args, kwargs)
+
+    def _failure(self, node: fx.Node, args: tuple, kwargs: dict, error: Exception) -> Failure:
+        if _is_meta_limitation(error):
+            return Failure(_first_line(error), [], limitation=True)
+        return Failure(_first_line(error), list(substitutes(self, node, args, kwargs)))
+
+    def _bind_placeholders(self, inputs: tuple[Any, ...]) -> dict[fx.Node, Any]:
+        bound = {}
+        remaining = list(inputs)
+        for node in self.nodes:
+            if node.op != "placeholder":
+                continue
+            if remaining:
+                bound[node] = remaining.pop(0)
+            elif node.args:  # a parameter with a default value
+                bound[node] = node.args[0]
+            else:
+                raise TypeError(f"forward() is missing a value for its argument {node.target!r}")
+        return bound
+
+    # -- helpers for analysis ------------------------------------------------------------------------
+
+    def module(self, node: fx.Node) -> torch.nn.Module | None:
+        return self.gm.get_submodule(node.target) if node.op == "call_module" else None
+
+    def annotate(self) -> None:
+        """Write the results into node.meta, where later passes read them."""
+        for node in self.nodes:
+            value = self.values.get(node)
+            node.meta["shape"] = tuple(value.shape) if isinstance(value, torch.Tensor) else None
+            failure = self.failures.get(node)
+            if failure is not None:
+                node.meta["error"] = failure.message
+            else:
+                node.meta.pop("error", None)
+
+
+def substitutes(prop: Propagation, node: fx.Node, args: tuple, kwargs: dict) -> Iterable[Any]:
+    """Values a failing node could have had, had its operands agreed; the first is the default.
+
+    For an elementwise op, one per tensor operand: the op's result with every operand shaped like
+    that one. For cat, the same but keeping each operand's size along the concatenated dim. For a
+    layer given the wrong size, the layer run on an input of the size it expects.
+    """
+    if node.op == "call_module":
+        adapted = _adapt_input(prop.module(node), args)
+        if adapted is not None:
+            try:
+                yield prop._run_op(node, adapted, kwargs)
+            except Exception:
+                pass
+        return
+    target = node.target if node.op == "call_function" else None
+    method = node.target if node.op == "call_method" else None
+    if target in CONCAT:
+        tensors = args[0] if args else kwargs.get("tensors")
+        dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+        if not isinstance(tensors, (list, tuple)):
+            return
+        for reference in tensors:
+            if not isinstance(reference, torch.Tensor):
+                continue
+            conformed = [_conform(t, reference, keep_dim=dim) for t in tensors]
+            yield torch.cat(conformed, dim=dim)
+        return
+    if target in ELEMENTWISE or method in ELEMENTWISE_METHODS:
+        operands = [a for a in args if isinstance(a, torch.Tensor)]
+        for reference in operands:
+            yield torch.empty_like(reference)
+
+
+def _conform(tensor: Any, reference: torch.Tensor, keep_dim: int) -> Any:
+    if not isinstance(tensor, torch.Tensor) or tensor.dim() != reference.dim():
+        return torch.empty_like(reference)
+    shape = list(reference.shape)
+    shape[keep_dim] = tensor.shape[keep_dim]
+    return torch.empty(shape, dtype=reference.dtype, device=reference.device)
+
+
+def _adapt_input(module: torch.nn.Module | None, args: tuple) -> tuple | None:
+    """The call's args with the first tensor resized to what the layer expects, if it says."""
+    if not args or not isinstance(args[0], torch.Tensor):
+        return None
+    x = args[0]
+    shape = list(x.shape)
+    if isinstance(module, (torch.nn.modules.conv._ConvNd, torch.nn.modules.batchnorm._NormBase)) and x.dim() >= 2:
+        shape[1] = getattr(module, "in_channels", None) or module.num_features
+    elif isinstance(module, torch.nn.GroupNorm) and x.dim() >= 2:
+        shape[1] = module.num_channels
+    elif isinstance(module, torch.nn.Linear) and x.dim() >= 1:
+        shape[-1] = module.in_features
+    elif isinstance(module, torch.nn.LayerNorm):
+        normalized = list(module.normalized_shape)
+        if x.dim() < len(normalized):
+            return None
+        shape[len(shape) - len(normalized):] = normalized
+    else:
+        return None
+    return (torch.empty(shape, dtype=x.dtype, device=x.device), *args[1:])
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal as far as meta propagation can tell: tensors by shape and dtype, containers by parts."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return (
+            isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)
+            and a.shape == b.shape and a.dtype == b.dtype
+        )
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(same_value, a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    try:
+        return bool(a is b or a == b)
+    except Exception:
+        return False
+
+
+def _contains_unknown(value: Any) -> bool:
+    if value is UNKNOWN:
+        return True
+    if isinstance(value, (list, tuple, dict)):
+        leaves, _ = tree_flatten(value)
+        return any(leaf is UNKNOWN for leaf in leaves)
+    return False
+
+
+def _is_meta_limitation(error: Exception) -> bool:
+    text = str(error)
+    return isinstance(error, NotImplementedError) or "meta tensor" in text or "'Meta' backend" in text or "data-dependent" in text
+
+
+def _first_line(error: Exception) -> str:
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+class _Layered(dict):
+    """Reads from the recomputed values first, then from the base run (a two-level ChainMap, faster)."""
+
+    def __init__(self, top: dict, base: dict):
+        super().__init__()
+        self.top, self.base = top, base
+
+    def __getitem__(self, node):
+        top = self.top
+        return top[node] if node in top else self.base[node]
