@@ -56,6 +56,7 @@ class Analysis:
             module_type=node.meta.get("module_type", ""),
             shapes=shapes,
             fix=fix,
+            end_column=source.end_column if source else 0,
         )
 
 

@@ -42,9 +42,11 @@ class Finding:
     module_type: str
     shapes: dict[str, list[int] | None] = field(default_factory=dict)
     fix: Fix | None = None
+    end_column: int = 0  # for underlining the source; not part of the JSON contract
 
     def to_json(self) -> dict:
         data = asdict(self)
+        del data["end_column"]
         data["fix"] = self.fix.to_json() if self.fix else None
         return data
 

@@ -36,8 +36,9 @@ class FixFinder:
     def best_fix(self, join: SkipJoin) -> Fix | None:
         """The first validated candidate; if none validates, the first candidate, marked unvalidated."""
         candidates = list(self.candidates(join))
+        independent = self.independent_failures(join.node) if candidates else set()
         for candidate in candidates:
-            candidate.fix.validated = self.validates(join.node, candidate.overrides)
+            candidate.fix.validated = self.validates(join.node, candidate.overrides, independent)
             if candidate.fix.validated:
                 return candidate.fix
         return candidates[0].fix if candidates else None
@@ -60,13 +61,25 @@ class FixFinder:
             if candidate is not None:
                 yield candidate
 
-    def validates(self, join_node: fx.Node, overrides: dict[fx.Node, Override]) -> bool:
+    def independent_failures(self, join_node: fx.Node) -> set[fx.Node]:
+        """Failures elsewhere that happen whatever shape the join produces: other bugs, not this one's."""
+        failure = self.prop.failures.get(join_node)
+        picks = range(len(failure.candidates)) if failure and failure.candidates else [None]
+        common: set[fx.Node] | None = None
+        for pick in picks:
+            delta = self.prop.recompute({}, chosen={join_node: pick}) if pick is not None else None
+            failing = self.prop.failing_after(delta) if delta else set(self.prop.failures)
+            common = failing if common is None else common & failing
+        return (common or set()) - {join_node}
+
+    def validates(self, join_node: fx.Node, overrides: dict[fx.Node, Override], independent: set[fx.Node]) -> bool:
+        """The join succeeds and nothing fails but the model's other, independent bugs."""
         try:
             delta = self.prop.recompute(overrides)
         except Exception:
             return False
         failing = self.prop.failing_after(delta)
-        return join_node not in failing and failing <= set(self.prop.failures)
+        return join_node not in failing and failing <= independent
 
     # -- project-skip ---------------------------------------------------------------------------------
 
@@ -86,10 +99,10 @@ class FixFinder:
             return run_op(node, new_args, kwargs)
 
         module = node.meta.get("module_path", "")
-        where = module or "the model"
+        where = f"{module} ({node.meta.get('module_type')})" if module else "the model"
         fix = Fix(
             kind="project-skip", module=module, code=spec.code(), validated=False,
-            description=f"project the skip of {where} to the transform's shape",
+            description=f"in {where}, pass the skip through this projection before the add",
         )
         return Candidate(fix, {node: join_with_projected_skip})
 
@@ -145,7 +158,7 @@ class FixFinder:
             return None
         old_width = layer_out[-1] if isinstance(layer, nn.Linear) else layer_out[1]
         changes = [(layer_node, spec)]
-        for node in path[path.index(layer_node) + 1 :]:
+        for node in path[path.index(layer_node) + 1 :] if new_width != old_width else []:
             module = self.prop.module(node)
             if module is not None and norm_width(module) == old_width:
                 resized = norm_spec(module, new_width)

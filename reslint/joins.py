@@ -93,14 +93,11 @@ class JoinFinder:
                 yield join
 
     def _cat_join(self, node: fx.Node, operands: list[fx.Node]) -> SkipJoin | None:
-        # A U-Net decoder cats [upsampled, skip] (or the reverse); pick the pair with the nearest fork.
-        best = None
-        for i in range(len(operands)):
-            for j in range(i + 1, len(operands)):
-                join = self._join(node, operands[i], operands[j])
-                if join is not None and (best is None or self.index[join.fork] > self.index[best.fork]):
-                    best = join
-        return best
+        # U-Net cats [up, skip] (or the reverse); DenseNet cats [input, f1, ..., fk]. The oldest and the
+        # newest operand span the whole join, and one fork walk keeps DenseNet linear per layer.
+        oldest = min(operands, key=self.index.__getitem__)
+        newest = max(operands, key=self.index.__getitem__)
+        return self._join(node, oldest, newest)
 
     def _join(self, node: fx.Node, a: fx.Node, b: fx.Node) -> SkipJoin | None:
         found = self.fork(a, b)
@@ -109,9 +106,10 @@ class JoinFinder:
         fork, marks = found
         path_a = self._path(a, fork, marks, 1)
         path_b = self._path(b, fork, marks, 2)
-        # The skip is the path with fewer weighted layers; on a tie, the shorter path (x + relu(x)).
-        key_a = (self.weighted_count(path_a), len(path_a), 1)
-        key_b = (self.weighted_count(path_b), len(path_b), 0)
+        # The skip is the path with fewer weighted layers other than projections (1x1 convs, linears),
+        # then fewer weighted layers at all, then the shorter path (x + relu(x)).
+        key_a = (*self.weight_profile(path_a), len(path_a), 1)
+        key_b = (*self.weight_profile(path_b), len(path_b), 0)
         if key_a <= key_b:
             return SkipJoin(node, "add" if is_add(node) else "cat", a, b, fork, path_a, path_b)
         return SkipJoin(node, "add" if is_add(node) else "cat", b, a, fork, path_b, path_a)
@@ -165,8 +163,16 @@ class JoinFinder:
                         return True
         return False
 
-    def weighted_count(self, path: list[fx.Node]) -> int:
-        return sum(1 for n in path if self.is_weighted(n))
+    def is_projection(self, node: fx.Node) -> bool:
+        module = self.prop.module(node)
+        if isinstance(module, torch.nn.modules.conv._ConvNd):
+            return all(k == 1 for k in module.kernel_size)
+        return isinstance(module, torch.nn.Linear)
+
+    def weight_profile(self, path: list[fx.Node]) -> tuple[int, int]:
+        """(weighted layers that are not projections, weighted layers)."""
+        weighted = [n for n in path if self.is_weighted(n)]
+        return sum(1 for n in weighted if not self.is_projection(n)), len(weighted)
 
 
 def find_joins(propagation: Propagation) -> list[SkipJoin]:

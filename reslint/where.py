@@ -20,6 +20,7 @@ class SourceLocation:
     path: str
     line: int
     column: int  # 1-based; 0 when unknown
+    end_column: int = 0  # 1-based, exclusive; 0 when unknown or on another line
 
     def __str__(self) -> str:
         return f"{display_path(self.path)}:{self.line}:{self.column}"
@@ -48,14 +49,16 @@ def is_user_file(filename: str) -> bool:
 def frame_location(frame: types.FrameType) -> SourceLocation:
     """The location of the instruction a frame is executing, with its column (Python 3.11+)."""
     code = frame.f_code
-    line, column = frame.f_lineno, 0
+    line, column, end_column = frame.f_lineno, 0, 0
     positions = getattr(code, "co_positions", None)
     if positions is not None and frame.f_lasti >= 0:
         position = next(itertools.islice(positions(), frame.f_lasti // 2, None), None)
         if position is not None:
             line = position[0] or line
             column = position[2] + 1 if position[2] is not None else 0
-    return SourceLocation(code.co_filename, line, column)
+            if position[1] == line and position[3] is not None:
+                end_column = position[3] + 1
+    return SourceLocation(code.co_filename, line, column, end_column)
 
 
 def innermost_user_frame(frame: types.FrameType | None) -> types.FrameType | None:

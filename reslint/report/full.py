@@ -40,7 +40,8 @@ def _render_finding(console: Console, finding: Finding) -> None:
         console.print(Text(f" {gutter} |", style="blue"))
         console.print(Text.assemble((f" {finding.line} | ", "blue"), source))
         start = max(finding.column - 1, 0)
-        width = max(len(source.rstrip()) - start, 1)
+        end = finding.end_column - 1 if finding.end_column > finding.column else len(source)
+        width = max(end - start, 1)
         console.print(Text.assemble((f" {gutter} | ", "blue"), " " * start, ("^" * width, style)))
     for role, shape in finding.shapes.items():
         if shape is not None:
