@@ -54,7 +54,7 @@ def check(
     output_format: Format = typer.Option(Format.full, "--format", "-f", help="Output format."),
     select: Optional[List[str]] = typer.Option(None, "--select", help="Rule codes (or prefixes) to run, e.g. RL001 or RL00."),
     ignore: Optional[List[str]] = typer.Option(None, "--ignore", help="Rule codes (or prefixes) to skip."),
-    frontend: str = typer.Option("auto", "--frontend", help="auto | fx"),
+    frontend: str = typer.Option("auto", "--frontend", help="auto (fx, else eager) | fx | eager"),
     exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even when there are findings."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
 ) -> None:
@@ -66,8 +66,8 @@ def check(
     unknown = unknown_codes([*(select or []), *(ignore or [])])
     if unknown:
         _usage_error(f"unknown rule code {', '.join(unknown)} (reslint rules lists them)")
-    if frontend not in ("auto", "fx"):
-        _usage_error(f"--frontend {frontend!r}: expected auto or fx")
+    if frontend not in ("auto", "fx", "eager"):
+        _usage_error(f"--frontend {frontend!r}: expected auto, fx or eager")
     select = _split_codes(select)
     ignore = _split_codes(ignore)
 

@@ -10,18 +10,14 @@ Parameters and constants are not data: `x + self.pos_embed` has no fork and is n
 from __future__ import annotations
 
 import heapq
-import operator
 from dataclasses import dataclass
 from typing import Iterator
 
 import torch
 import torch.fx as fx
 
+from reslint.trace.ops import cat_tensors_and_dim, is_add, is_cat
 from reslint.trace.propagate import UNKNOWN, Propagation
-
-ADD_FUNCTIONS = {operator.add, operator.iadd, torch.add, torch.Tensor.add, torch.Tensor.add_}
-ADD_METHODS = {"add", "add_", "__add__", "__iadd__", "__radd__"}
-CAT_FUNCTIONS = {torch.cat, torch.concat, torch.concatenate}
 
 
 @dataclass
@@ -39,23 +35,13 @@ class SkipJoin:
         return self.skip is self.fork
 
 
-def is_add(node: fx.Node) -> bool:
-    return (node.op == "call_function" and node.target in ADD_FUNCTIONS) or (
-        node.op == "call_method" and node.target in ADD_METHODS
-    )
-
-
-def is_cat(node: fx.Node) -> bool:
-    return node.op == "call_function" and node.target in CAT_FUNCTIONS
-
-
 def join_operands(node: fx.Node) -> list[fx.Node]:
     """The graph nodes a join combines (two for an add, the list items for a cat)."""
     if is_add(node):
         other = node.args[1] if len(node.args) > 1 else node.kwargs.get("other")
         return [a for a in (node.args[0], other) if isinstance(a, fx.Node)]
     if is_cat(node):
-        tensors = node.args[0] if node.args else node.kwargs.get("tensors", ())
+        tensors, _ = cat_tensors_and_dim(node.args, node.kwargs)
         return [t for t in tensors if isinstance(t, fx.Node)] if isinstance(tensors, (list, tuple)) else []
     return []
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch.fx as fx
 
 from reslint.joins import SkipJoin
+from reslint.trace.ops import cat_tensors_and_dim
 from reslint.trace.propagate import Propagation
 
 
@@ -21,7 +22,7 @@ def preferred_operand(join: SkipJoin) -> int | None:
     if join.kind == "add":
         operands = [a for a in join.node.args if isinstance(a, fx.Node)]
     else:
-        tensors = join.node.args[0] if join.node.args else join.node.kwargs.get("tensors", ())
+        tensors, _ = cat_tensors_and_dim(join.node.args, join.node.kwargs)
         operands = [a for a in tensors if isinstance(a, fx.Node)]
     return operands.index(wanted) if wanted in operands else None
 

@@ -1,4 +1,8 @@
-"""Frontends: a model and example inputs in, one IR out (an fx graph with shapes and locations)."""
+"""Frontends: a model and example inputs in, one IR out (an fx graph with shapes and locations).
+
+`fx` is torch.fx's symbolic_trace; `eager` records the model's own run on meta tensors, for models
+fx cannot trace. `auto` tries fx first. The analysis never knows which frontend ran.
+"""
 
 from __future__ import annotations
 
@@ -9,32 +13,49 @@ import torch.fx as fx
 from torch import nn
 
 from reslint.errors import TargetError
+from reslint.trace.eager import record_eager
 from reslint.trace.fx_frontend import trace_fx
-from reslint.trace.propagate import Propagation
+from reslint.trace.propagate import Propagation, first_line
 from reslint.where import display_path, traceback_user_location
+
+FRONTENDS = ("auto", "fx", "eager")
 
 
 @dataclass
 class Traced:
-    gm: fx.GraphModule
     propagation: Propagation
     frontend: str  # "fx" or "eager"
+    fx_error: str | None = None  # why fx was not used, when auto fell back to eager
 
 
 def trace(model: nn.Module, inputs: tuple[Any, ...], frontend: str = "auto") -> Traced:
+    fx_error = None
+    if frontend in ("auto", "fx"):
+        try:
+            gm = trace_fx(model)
+            return Traced(_propagate(gm, gm.graph, inputs, model), "fx")
+        except TargetError:
+            raise
+        except Exception as error:
+            fx_error = f"{type(error).__name__}: {first_line(error)}{_where(error)}"
+            if frontend == "fx":
+                raise TargetError(f"torch.fx cannot trace {type(model).__name__}: {fx_error}; try --frontend eager") from None
     try:
-        gm = trace_fx(model)
+        graph = record_eager(model, inputs)
     except Exception as error:
-        where = traceback_user_location(error.__traceback__)
-        at = f" at {display_path(where.path)}:{where.line}" if where else ""
-        raise TargetError(f"torch.fx cannot trace {type(model).__name__}: {type(error).__name__}: {_first_line(error)}{at}") from None
+        raise TargetError(
+            f"{type(model).__name__}: forward raised {type(error).__name__}: {first_line(error)}{_where(error)}"
+        ) from None
+    return Traced(_propagate(model, graph, inputs, model), "eager", fx_error)
+
+
+def _propagate(root: nn.Module, graph: fx.Graph, inputs: tuple[Any, ...], model: nn.Module) -> Propagation:
     try:
-        propagation = Propagation(gm, inputs).run()
+        return Propagation(root, graph, inputs).run()
     except TypeError as error:
         raise TargetError(f"{type(model).__name__}: {error}; give one --input per forward argument") from None
-    return Traced(gm, propagation, "fx")
 
 
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else ""
+def _where(error: BaseException) -> str:
+    where = traceback_user_location(error.__traceback__)
+    return f" at {display_path(where.path)}:{where.line}" if where else ""

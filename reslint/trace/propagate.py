@@ -10,32 +10,21 @@ stops where shapes converge back to what they were, so fix validation costs the 
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import torch
 import torch.fx as fx
+from torch import nn
 from torch.utils._pytree import tree_flatten
+
+from reslint.trace.ops import cat_tensors_and_dim, is_cat, is_elementwise
 
 UNKNOWN = type("Unknown", (), {"__repr__": lambda self: "UNKNOWN"})()
 """The value of a node that could not be computed (an input of it failed beyond recovery)."""
 
 Override = Callable[[tuple, dict], Any]
 """Computes a node's value from its (already evaluated) args and kwargs, in place of the node's op."""
-
-# Ops whose tensor operands must agree in every dim (elementwise, broadcasting) or in all but one (cat).
-ELEMENTWISE = {
-    operator.add, operator.iadd, operator.sub, operator.isub, operator.mul, operator.imul,
-    operator.truediv, torch.add, torch.sub, torch.mul, torch.div, torch.where,
-}
-ELEMENTWISE_METHODS = {"add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_", "__add__", "__iadd__"}
-CONCAT = {torch.cat, torch.concat, torch.concatenate}
-
-
-class MetaLimitation(Exception):
-    """An op that cannot run on meta tensors (data-dependent: `.item()`, `nonzero`): not a model bug."""
-
 
 @dataclass
 class Failure:
@@ -53,15 +42,18 @@ class Delta:
 
 
 class Propagation:
-    def __init__(self, gm: fx.GraphModule, inputs: tuple[Any, ...]):
-        self.gm = gm
-        self.nodes = list(gm.graph.nodes)
+    """Values of a graph's nodes; `root` owns the modules and parameters the graph refers to."""
+
+    def __init__(self, root: nn.Module, graph: fx.Graph, inputs: tuple[Any, ...]):
+        self.root = root
+        self.graph = graph
+        self.nodes = list(graph.nodes)
         self.index = {node: i for i, node in enumerate(self.nodes)}
         self.inputs = inputs
         self.values: dict[fx.Node, Any] = {}
         self.failures: dict[fx.Node, Failure] = {}
         self.chosen: dict[fx.Node, int] = {}  # which candidate substitutes each failing node
-        self._interpreter = fx.Interpreter(gm, garbage_collect_values=False)
+        self._interpreter = fx.Interpreter(root, garbage_collect_values=False, graph=graph)
         self._placeholder_values = self._bind_placeholders(inputs)
 
     # -- running ----------------------------------------------------------------------------------
@@ -134,9 +126,18 @@ class Propagation:
         return getattr(self._interpreter, node.op)(node.target, args, kwargs)
 
     def _failure(self, node: fx.Node, args: tuple, kwargs: dict, error: Exception) -> Failure:
-        if _is_meta_limitation(error):
-            return Failure(_first_line(error), [], limitation=True)
-        return Failure(_first_line(error), list(substitutes(self, node, args, kwargs)))
+        if is_meta_limitation(error):
+            return Failure(first_line(error), [], limitation=True)
+        if node.op == "call_module":
+            adapted = adapt_input(self.module(node), args)
+            candidates = []
+            if adapted is not None:
+                try:
+                    candidates.append(self._run_op(node, adapted, kwargs))
+                except Exception:
+                    pass
+            return Failure(first_line(error), candidates)
+        return Failure(first_line(error), list(substitutes(node, args, kwargs)))
 
     def _bind_placeholders(self, inputs: tuple[Any, ...]) -> dict[fx.Node, Any]:
         bound = {}
@@ -154,8 +155,8 @@ class Propagation:
 
     # -- helpers for analysis ------------------------------------------------------------------------
 
-    def module(self, node: fx.Node) -> torch.nn.Module | None:
-        return self.gm.get_submodule(node.target) if node.op == "call_module" else None
+    def module(self, node: fx.Node) -> nn.Module | None:
+        return self.root.get_submodule(node.target) if node.op == "call_module" else None
 
     def annotate(self) -> None:
         """Write the results into node.meta, where later passes read them."""
@@ -169,38 +170,23 @@ class Propagation:
                 node.meta.pop("error", None)
 
 
-def substitutes(prop: Propagation, node: fx.Node, args: tuple, kwargs: dict) -> Iterable[Any]:
-    """Values a failing node could have had, had its operands agreed; the first is the default.
+def substitutes(node: fx.Node, args: tuple, kwargs: dict) -> Iterable[Any]:
+    """Values a failing op could have had, had its operands agreed; the first is the default.
 
-    For an elementwise op, one per tensor operand: the op's result with every operand shaped like
-    that one. For cat, the same but keeping each operand's size along the concatenated dim. For a
-    layer given the wrong size, the layer run on an input of the size it expects.
+    For an elementwise op, one per tensor operand: the result shaped like that operand. For cat, the
+    same but keeping each operand's size along the concatenated dim.
     """
-    if node.op == "call_module":
-        adapted = _adapt_input(prop.module(node), args)
-        if adapted is not None:
-            try:
-                yield prop._run_op(node, adapted, kwargs)
-            except Exception:
-                pass
-        return
-    target = node.target if node.op == "call_function" else None
-    method = node.target if node.op == "call_method" else None
-    if target in CONCAT:
-        tensors = args[0] if args else kwargs.get("tensors")
-        dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+    if is_cat(node):
+        tensors, dim = cat_tensors_and_dim(args, kwargs)
         if not isinstance(tensors, (list, tuple)):
             return
         for reference in tensors:
-            if not isinstance(reference, torch.Tensor):
-                continue
-            conformed = [_conform(t, reference, keep_dim=dim) for t in tensors]
-            yield torch.cat(conformed, dim=dim)
-        return
-    if target in ELEMENTWISE or method in ELEMENTWISE_METHODS:
-        operands = [a for a in args if isinstance(a, torch.Tensor)]
-        for reference in operands:
-            yield torch.empty_like(reference)
+            if isinstance(reference, torch.Tensor):
+                yield torch.cat([_conform(t, reference, keep_dim=dim) for t in tensors], dim=dim)
+    elif is_elementwise(node):
+        for reference in args:
+            if isinstance(reference, torch.Tensor):
+                yield torch.empty_like(reference)
 
 
 def _conform(tensor: Any, reference: torch.Tensor, keep_dim: int) -> Any:
@@ -211,7 +197,7 @@ def _conform(tensor: Any, reference: torch.Tensor, keep_dim: int) -> Any:
     return torch.empty(shape, dtype=reference.dtype, device=reference.device)
 
 
-def _adapt_input(module: torch.nn.Module | None, args: tuple) -> tuple | None:
+def adapt_input(module: nn.Module | None, args: tuple) -> tuple | None:
     """The call's args with the first tensor resized to what the layer expects, if it says."""
     if not args or not isinstance(args[0], torch.Tensor):
         return None
@@ -259,12 +245,12 @@ def _contains_unknown(value: Any) -> bool:
     return False
 
 
-def _is_meta_limitation(error: Exception) -> bool:
+def is_meta_limitation(error: Exception) -> bool:
     text = str(error)
     return isinstance(error, NotImplementedError) or "meta tensor" in text or "'Meta' backend" in text or "data-dependent" in text
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
     lines = [line for line in str(error).strip().splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
 

@@ -1,0 +1,181 @@
+"""The eager frontend: record the model's own execution on meta tensors into an fx graph.
+
+For models torch.fx cannot trace (shape-dependent control flow, Python loops over a sequence, HF
+transformers v5), the model simply runs on meta tensors while a TorchFunctionMode records every torch
+call as a node, and `nn.Module.__call__` records torch.nn layers as call_module nodes (their insides
+are not recorded, as fx does). Nodes carry the same meta as the fx frontend: source location and
+module path. A shape error does not stop the run: the op's substitute (see propagate.substitutes) is
+returned to the model's code and recording goes on; the resulting graph is then propagated exactly as
+an fx graph is. Python control flow is resolved for the example input, which is what is checked.
+"""
+
+from __future__ import annotations
+
+import operator
+import sys
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten, tree_map
+
+from reslint.trace.ops import tensor_method_name
+from reslint.trace.propagate import adapt_input, is_meta_limitation, substitutes
+from reslint.where import frame_location, innermost_user_frame
+
+
+class StopRecording(BaseException):
+    """An op failed with no substitute: the graph ends at it.
+
+    A BaseException, so that the model's own `except Exception:` blocks do not swallow it.
+    """
+
+
+def _setitem(tensor: torch.Tensor, index: Any, value: Any) -> torch.Tensor:
+    """`tensor[index] = value` as a node that yields the updated tensor (setitem itself returns None)."""
+    tensor[index] = value
+    return tensor
+
+
+def is_leaf_module(module: nn.Module) -> bool:
+    """The same rule as fx's Tracer: torch.nn's own layers are leaves, containers are not."""
+    origin = type(module).__module__
+    return (origin.startswith("torch.nn") or origin.startswith("torch.ao.nn")) and not isinstance(module, nn.Sequential)
+
+
+class EagerRecorder(TorchFunctionMode):
+    def __init__(self, root: nn.Module):
+        super().__init__()
+        self.root = root
+        self.graph = fx.Graph()
+        self.node_of: dict[int, fx.Node] = {}
+        self._alive: list[torch.Tensor] = []  # recorded tensors stay alive, so their ids stay unique
+        self._attr_names = {id(t): n for n, t in [*root.named_parameters(remove_duplicate=False), *root.named_buffers(remove_duplicate=False)]}
+        self._module_names = {id(m): n for n, m in root.named_modules(remove_duplicate=False)}
+        self._attr_nodes: dict[int, fx.Node] = {}
+        self._scope: list[tuple[str, str]] = [("", type(root).__name__)]
+        self._in_leaf = 0
+
+    # -- recording ----------------------------------------------------------------------------------
+
+    def record(self, inputs: tuple[Any, ...]) -> fx.Graph:
+        for index, value in enumerate(inputs):
+            node = self.graph.placeholder(f"input_{index}")
+            self._meta(node)
+            self._bind(value, node)
+        call_original = nn.Module.__call__
+        recorder = self
+
+        def call_module(module, *args, **kwargs):
+            return recorder._call_module(call_original, module, args, kwargs)
+
+        nn.Module.__call__ = call_module
+        output: Any = None
+        try:
+            with self:
+                output = call_original(self.root, *inputs)
+        except StopRecording:
+            pass
+        finally:
+            nn.Module.__call__ = call_original
+        leaves = [self.node_of[id(t)] for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor) and id(t) in self.node_of]
+        if output is None or not leaves:  # stopped early: keep every node alive by outputting the last
+            leaves = [n for n in self.graph.nodes if n.op != "placeholder"][-1:]
+        self.graph.output(tuple(leaves))
+        return self.graph
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if self._in_leaf:
+            return func(*args, **kwargs)
+        try:
+            result = func(*args, **kwargs)
+        except Exception as error:
+            node = self._node("call_function", func, args, kwargs)
+            substitute = None if is_meta_limitation(error) else next(iter(substitutes(node, args, kwargs)), None)
+            if substitute is None:
+                raise StopRecording() from error
+            self._bind(substitute, node)
+            return substitute
+        if tensor_method_name(func) == "__setitem__" and isinstance(args[0], torch.Tensor):
+            self._bind(args[0], self._node("call_function", _setitem, args, kwargs))
+        elif _has_tensor(result):
+            self._bind(result, self._node("call_function", func, args, kwargs))
+        return result
+
+    def _call_module(self, call_original, module: nn.Module, args: tuple, kwargs: dict) -> Any:
+        name = self._module_names.get(id(module))
+        if name is None or self._in_leaf:  # a module built inside forward, or a layer's internals
+            return call_original(module, *args, **kwargs)
+        if not is_leaf_module(module):
+            self._scope.append((name, type(module).__name__))
+            try:
+                return call_original(module, *args, **kwargs)
+            finally:
+                self._scope.pop()
+        self._in_leaf += 1
+        try:
+            try:
+                result = call_original(module, *args, **kwargs)
+            except Exception as error:
+                adapted = None if is_meta_limitation(error) else adapt_input(module, args)
+                if adapted is None:
+                    raise StopRecording() from error
+                result = call_original(module, *adapted, **kwargs)
+        except StopRecording:
+            self._in_leaf -= 1
+            self._node("call_module", name, args, kwargs)  # the failing layer ends the graph
+            raise
+        else:
+            self._in_leaf -= 1
+        self._bind(result, self._node("call_module", name, args, kwargs))
+        return result
+
+    # -- nodes ------------------------------------------------------------------------------------
+
+    def _node(self, op: str, target: Any, args: tuple, kwargs: dict) -> fx.Node:
+        node = self.graph.create_node(op, target, tree_map(self._as_arg, args), tree_map(self._as_arg, kwargs))
+        self._meta(node)
+        return node
+
+    def _meta(self, node: fx.Node) -> None:
+        frame = innermost_user_frame(sys._getframe(1))
+        node.meta["source"] = frame_location(frame) if frame is not None else None
+        node.meta["module_path"], node.meta["module_type"] = self._scope[-1]
+
+    def _as_arg(self, value: Any) -> Any:
+        if not isinstance(value, torch.Tensor):
+            return value
+        node = self.node_of.get(id(value))
+        if node is not None:
+            return node
+        name = self._attr_names.get(id(value))
+        if name is None:
+            return value  # a constant made outside the model's forward
+        if id(value) not in self._attr_nodes:
+            self._attr_nodes[id(value)] = self.graph.get_attr(name)
+        return self._attr_nodes[id(value)]
+
+    def _bind(self, value: Any, node: fx.Node) -> None:
+        if isinstance(value, torch.Tensor):
+            self.node_of[id(value)] = node
+            self._alive.append(value)
+        elif isinstance(value, (tuple, list)):
+            for index, item in enumerate(value):
+                if isinstance(item, torch.Tensor):
+                    item_node = self.graph.call_function(operator.getitem, (node, index))
+                    item_node.meta.update(node.meta)
+                    self._bind(item, item_node)
+
+
+def _has_tensor(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    return isinstance(value, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in value)
+
+
+def record_eager(model: nn.Module, inputs: tuple[Any, ...]) -> fx.Graph:
+    """Run the model on meta inputs and return the graph of what it did."""
+    return EagerRecorder(model).record(inputs)
