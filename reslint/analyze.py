@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -112,7 +113,11 @@ def analyze_built(
         result.timings = {"build": round(build_time, 4), **result.timings}
         return result
     except TargetError as error:
-        return TargetResult(target=label, status="error", error=str(error), inputs=list(input_specs))
+        cause = error.__context__ or error  # the model's own exception, for --debug
+        return TargetResult(
+            target=label, status="error", error=str(error), inputs=list(input_specs),
+            traceback="".join(traceback.format_exception(cause)),
+        )
 
 
 def resolve_inputs(model: nn.Module, specs: list[str], label: str) -> tuple[tuple[Any, ...], list[str]]:

@@ -95,18 +95,19 @@ def _lint_target(text: str, inputs: list[str], select, ignore, frontend: str, de
     try:
         entries = load_targets(parse_target(text))
     except TargetError as error:
-        if debug:
-            traceback.print_exc()
-        return [TargetResult(target=text, status="error", error=str(error))]
+        cause = error.__context__ or error
+        return [TargetResult(target=text, status="error", error=str(error), traceback="".join(traceback.format_exception(cause)))]
     results = []
     for label, build in entries:
         try:
             results.append(analyze_built(build, label, inputs, select, ignore, frontend))
         except Exception as error:  # a bug in reslint or an exotic model: one target's error, not a crash
-            if debug:
-                traceback.print_exc()
             message = f"{label}: internal error {type(error).__name__}: {error}; rerun with --debug and report it"
-            results.append(TargetResult(target=label, status="error", error=message))
+            results.append(TargetResult(target=label, status="error", error=message, traceback=traceback.format_exc()))
+    if debug:
+        for result in results:
+            if result.traceback:
+                typer.echo(result.traceback, err=True)
     return results
 
 

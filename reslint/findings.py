@@ -62,6 +62,7 @@ class TargetResult:
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # assumptions said out loud (guessed input, CPU build)
     findings: list[Finding] = field(default_factory=list)
+    traceback: str | None = None  # of the error, for --debug; not part of the JSON contract
 
     def to_json(self) -> dict:
         return {

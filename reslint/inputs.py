@@ -26,7 +26,7 @@ def parse_input_spec(text: str) -> tuple[tuple[int, ...], torch.dtype]:
             raise TargetError(f"--input {text!r}: unknown dtype {dtype_text!r} (use one of {', '.join(sorted(DTYPES))})")
         dtype = DTYPES[dtype_text]
     try:
-        shape = tuple(int(part) for part in shape_text.replace("x", ",").split(",") if part.strip())
+        shape = tuple(int(part) for part in shape_text.split(",") if part.strip())
     except ValueError:
         raise TargetError(f"--input {text!r}: expected comma-separated sizes like 1,3,224,224 (optionally :int64)") from None
     if not shape or any(size <= 0 for size in shape):
