@@ -53,7 +53,10 @@ class JoinFinder:
         self.data = self._data_derived()
 
     def _is_tensor(self, node: fx.Node) -> bool:
+        """The node's value is tensor data: a tensor, or the tuple of a multi-output op (chunk, split)."""
         value = self.prop.values.get(node, UNKNOWN)
+        if isinstance(value, (tuple, list)):
+            return any(isinstance(item, torch.Tensor) for item in value)
         return value is UNKNOWN or isinstance(value, torch.Tensor)
 
     def _data_inputs(self, node: fx.Node) -> list[fx.Node]:
