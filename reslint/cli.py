@@ -6,13 +6,12 @@ Importing this module must not import torch: `--version`, `--help` and `reslint 
 from __future__ import annotations
 
 import sys
-import traceback
 from typing import List, Optional
 
 import typer
 from typer.core import TyperGroup
 
-from reslint.findings import VERSION, ExitCode, Report, TargetResult
+from reslint.findings import VERSION, ExitCode, Report
 from reslint.report import Format, render
 
 
@@ -56,6 +55,8 @@ def check(
     ignore: Optional[List[str]] = typer.Option(None, "--ignore", help="Rule codes (or prefixes) to skip."),
     frontend: str = typer.Option("auto", "--frontend", help="auto (fx, else eager) | fx | eager"),
     exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even when there are findings."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Lint targets in N worker processes."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, help="Seconds per target; a target that takes longer is an error."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
 ) -> None:
     """Lint the skip connections of the given models."""
@@ -71,9 +72,14 @@ def check(
     select = _split_codes(select)
     ignore = _split_codes(ignore)
 
-    report = Report()
-    for text in targets:
-        report.targets.extend(_lint_target(text, inputs, select, ignore, frontend, debug))
+    from reslint.runner import Job, run_jobs
+
+    work = [Job(t, tuple(inputs), _tuple(select), _tuple(ignore), frontend) for t in targets]
+    report = Report([result for results in run_jobs(work, jobs, timeout) for result in results])
+    if debug:
+        for result in report.targets:
+            if result.traceback:
+                typer.echo(result.traceback, err=True)
     color = output_format is Format.full and sys.stdout.isatty()
     sys.stdout.write(render(report, output_format, color=color))
     if output_format is Format.json:  # the other formats show errors in their own output
@@ -86,29 +92,8 @@ def check(
     raise typer.Exit(int(code))
 
 
-def _lint_target(text: str, inputs: list[str], select, ignore, frontend: str, debug: bool) -> list[TargetResult]:
-    from reslint.analyze import analyze_built
-    from reslint.errors import TargetError
-    from reslint.load import load_targets
-    from reslint.target import parse_target
-
-    try:
-        entries = load_targets(parse_target(text))
-    except TargetError as error:
-        cause = error.__context__ or error
-        return [TargetResult(target=text, status="error", error=str(error), traceback="".join(traceback.format_exception(cause)))]
-    results = []
-    for label, build in entries:
-        try:
-            results.append(analyze_built(build, label, inputs, select, ignore, frontend))
-        except Exception as error:  # a bug in reslint or an exotic model: one target's error, not a crash
-            message = f"{label}: internal error {type(error).__name__}: {error}; rerun with --debug and report it"
-            results.append(TargetResult(target=label, status="error", error=message, traceback=traceback.format_exc()))
-    if debug:
-        for result in results:
-            if result.traceback:
-                typer.echo(result.traceback, err=True)
-    return results
+def _tuple(values: list[str] | None) -> tuple[str, ...] | None:
+    return tuple(values) if values else None
 
 
 def _split_codes(codes: list[str] | None) -> list[str] | None:

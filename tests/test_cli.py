@@ -158,3 +158,40 @@ def test_rule_docs_have_the_four_sections(cli):
         doc = rule_doc(code)
         for section in ("## What it does", "## Why is this bad?", "## Example", "## Use instead"):
             assert section in doc, (code, section)
+
+
+ISOLATION = '''
+import os
+import time
+
+from torch import nn
+
+
+class Hangs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        while True:
+            time.sleep(0.1)
+
+
+class Dies(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        os._exit(3)
+'''
+
+
+def test_a_hanging_or_dying_target_does_not_stop_the_others(cli, model_file):
+    path = model_file(ISOLATION)
+    result = cli(f"{path}:Hangs", f"{path}:Dies", BROKEN, "--timeout", "20", "-j", "2", "--format", "json")
+    assert result.returncode == 2
+    hangs, dies, broken = json.loads(result.stdout)["targets"]
+    assert hangs["status"] == "error" and "timed out after 20 s" in hangs["error"]
+    assert dies["status"] == "error" and "died (exit code 3)" in dies["error"]
+    assert broken["status"] == "findings" and broken["target"] == BROKEN
