@@ -19,7 +19,7 @@ from reslint.joins import JoinFinder, SkipJoin
 from reslint.load import BuiltModel
 from reslint.rules import RULES, load_check, selected_codes
 from reslint.settle import settle
-from reslint.trace import trace
+from reslint.trace import Traced, retrace, trace
 from reslint.trace.propagate import Propagation
 from reslint.where import display_path
 
@@ -29,15 +29,22 @@ class Analysis:
     """What the rules read: the propagated graph, its joins, and a fix finder."""
 
     target: str
-    propagation: Propagation
+    model: nn.Module
+    inputs: tuple[Any, ...]
+    traced: Traced
     join_finder: JoinFinder
     joins: list[SkipJoin]
     fixes: FixFinder
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def joins_by_node(self) -> dict[fx.Node, SkipJoin]:
-        return {join.node: join for join in self.joins}
+    def propagation(self) -> Propagation:
+        return self.traced.propagation
+
+    def failing_joins_at(self, inputs: tuple[Any, ...]) -> list[SkipJoin]:
+        """The joins that fail when the model runs at other inputs (same frontend, new propagation)."""
+        propagation = retrace(self.model, self.traced, inputs)
+        return [j for j in JoinFinder(propagation).joins() if j.node in propagation.failures]
 
     def shape(self, node: fx.Node) -> list[int] | None:
         value = self.propagation.values.get(node)
@@ -68,6 +75,7 @@ def analyze_model(
     select: list[str] | None = None,
     ignore: list[str] | None = None,
     frontend: str = "auto",
+    options: dict[str, Any] | None = None,
 ) -> TargetResult:
     result = TargetResult(target=target, status="ok", inputs=example_inputs.describe(inputs))
     started = time.perf_counter()
@@ -81,7 +89,7 @@ def analyze_model(
     joins = list(join_finder.joins())
     settle(propagation, joins)
     propagation.annotate()
-    analysis = Analysis(target, propagation, join_finder, joins, FixFinder(propagation, join_finder))
+    analysis = Analysis(target, model, inputs, traced, join_finder, joins, FixFinder(propagation, join_finder), options or {})
     for code in selected_codes(select, ignore):
         result.findings.extend(load_check(code)(analysis))
     result.findings.sort(key=lambda f: (f.path, f.line, f.column, f.code))

@@ -1,14 +1,20 @@
 """Fixes for a mismatched join, each proven by re-propagating shapes with the fix applied.
 
-Candidates, in the order design.md asks for (fix the skip when both sides would do):
+For a mismatched add (RL001), in the order design.md asks for (fix the skip when both sides would do):
   restride-skip      the skip already has a projection, with the wrong stride or width
   project-skip       the skip is bare: add a 1x1 conv (with the transform's norm) or a Linear
   resize-transform   the transform is what is wrong: its last layer gets the skip's size
-A fix is `validated` when the join then succeeds and no node downstream fails that did not fail before.
+For an add that only works by broadcasting (RL002): resize-transform, or remove-reduction (the
+pooling that squeezed the transform's spatial dims). For a concatenated skip (RL003): resize-transform
+(a stray stride), or resize-to-skip (interpolate the decoder tensor to the skip's size).
+A fix is `validated` when the join then succeeds (with equal operands, for RL002) and nothing fails
+but the model's other, independent bugs.
 """
 
 from __future__ import annotations
 
+import ast
+import linecache
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +25,7 @@ from torch import nn
 from reslint.findings import Fix
 from reslint.joins import JoinFinder, SkipJoin
 from reslint.layers import LayerSpec, conv_spec, linear_spec, norm_spec, norm_width, sequential, stride_for
+from reslint.trace.ops import cat_tensors_and_dim
 from reslint.trace.propagate import Override, Propagation
 
 
@@ -35,10 +42,16 @@ class FixFinder:
 
     def best_fix(self, join: SkipJoin) -> Fix | None:
         """The first validated candidate; if none validates, the first candidate, marked unvalidated."""
-        candidates = list(self.candidates(join))
+        broadcast = join.kind == "add" and join.node not in self.prop.failures
+        if join.kind == "cat":
+            candidates = list(self.concat_candidates(join))
+        elif broadcast:
+            candidates = list(self.broadcast_candidates(join))
+        else:
+            candidates = list(self.candidates(join))
         independent = self.independent_failures(join.node) if candidates else set()
         for candidate in candidates:
-            candidate.fix.validated = self.validates(join.node, candidate.overrides, independent)
+            candidate.fix.validated = self.validates(join, candidate.overrides, independent, equal_operands=broadcast)
             if candidate.fix.validated:
                 return candidate.fix
         return candidates[0].fix if candidates else None
@@ -72,14 +85,98 @@ class FixFinder:
             common = failing if common is None else common & failing
         return (common or set()) - {join_node}
 
-    def validates(self, join_node: fx.Node, overrides: dict[fx.Node, Override], independent: set[fx.Node]) -> bool:
+    def validates(self, join: SkipJoin, overrides: dict[fx.Node, Override], independent: set[fx.Node], equal_operands: bool = False) -> bool:
         """The join succeeds and nothing fails but the model's other, independent bugs."""
         try:
             delta = self.prop.recompute(overrides)
         except Exception:
             return False
         failing = self.prop.failing_after(delta)
-        return join_node not in failing and failing <= independent
+        if join.node in failing or not failing <= independent:
+            return False
+        if equal_operands:
+            shapes = {_shape_of(delta.values.get(n, self.prop.values.get(n))) for n in (join.skip, join.transform)}
+            return len(shapes) == 1
+        return True
+
+    # -- RL002: broadcasting adds ---------------------------------------------------------------------
+
+    def broadcast_candidates(self, join: SkipJoin):
+        """The broadcast operand's last layer at the full size, or its reduction removed."""
+        out = self._shape(join.node)
+        if out is None:
+            return
+        for operand, path in ((join.transform, join.transform_path), (join.skip, join.skip_path)):
+            if self._shape(operand) == out or not path:
+                continue
+            layer = self._last_weighted_layer(path)
+            if layer is not None:
+                candidate = self._resize_chain(path, layer, out, "resize-transform")
+                if candidate is not None:
+                    yield candidate
+            reduction = self.reduction_node(path, out)
+            if reduction is not None:
+                yield self._remove_reduction(reduction)
+
+    def reduction_node(self, path: list[fx.Node], full: tuple[int, ...]) -> fx.Node | None:
+        """The first node on the path that squeezes to 1 a dim the full shape has (a pooling, a mean)."""
+        for node in path:
+            shape = self._shape(node)
+            inputs = [self._shape(n) for n in node.all_input_nodes]
+            if shape is None or len(shape) != len(full):
+                continue
+            squeezed = [d for d, (a, b) in enumerate(zip(shape, full)) if a == 1 and b != 1]
+            if squeezed and any(s is not None and len(s) == len(shape) and all(s[d] != 1 for d in squeezed) for s in inputs):
+                return node
+        return None
+
+    def _remove_reduction(self, node: fx.Node) -> Candidate:
+        source = node.meta.get("source")
+        where = f" (line {source.line})" if source else ""
+        if node.op == "call_module":
+            code, module = f"{node.target} = nn.Identity()", str(node.target)
+        else:
+            code, module = f"# remove the {_op_name(node)} call{where}", node.meta.get("module_path", "")
+        fix = Fix("remove-reduction", module, code, False, f"the transform pools away dims the skip keeps: remove {_op_name(node)}{where}")
+        return Candidate(fix, {node: lambda args, kwargs: args[0]})
+
+    # -- RL003: concatenated skips ------------------------------------------------------------------
+
+    def concat_candidates(self, join: SkipJoin):
+        skip_shape = self._shape(join.skip)
+        transform_shape = self._shape(join.transform)
+        if skip_shape is None or transform_shape is None or len(skip_shape) != len(transform_shape):
+            return
+        _, dim = cat_tensors_and_dim(join.node.args, join.node.kwargs)
+        dim = dim % len(skip_shape)
+        target = tuple(t if d == dim else s for d, (s, t) in enumerate(zip(skip_shape, transform_shape)))
+        upsampled = any(_is_upsampling(self.prop, n) for n in join.transform_path)
+        layer = self._last_weighted_layer(join.transform_path)
+        if layer is not None and not upsampled:
+            candidate = self._resize_chain(join.transform_path, layer, target, "resize-transform")
+            if candidate is not None:
+                yield candidate
+        if len(skip_shape) >= 3 and dim < 2:
+            yield self._interpolate_to_skip(join, skip_shape)
+
+    def _interpolate_to_skip(self, join: SkipJoin, skip_shape: tuple[int, ...]) -> Candidate:
+        node = join.node
+        size = tuple(skip_shape[2:])
+
+        def cat_resized(args: tuple, kwargs: dict) -> Any:
+            tensors, dim = cat_tensors_and_dim(args, kwargs)
+            originals, _ = cat_tensors_and_dim(node.args, node.kwargs)
+            resized = [
+                t if original is join.skip or not isinstance(t, torch.Tensor) or tuple(t.shape[2:]) == size
+                else nn.functional.interpolate(t, size=size)
+                for original, t in zip(originals, tensors)
+            ]
+            return torch.cat(resized, dim=dim)
+
+        code = _interpolate_code(node, join) or "decoder = F.interpolate(decoder, size=skip.shape[2:])"
+        module = node.meta.get("module_path", "")
+        fix = Fix("resize-to-skip", module, code, False, "resize the decoder tensor to the skip's size before the concat")
+        return Candidate(fix, {node: cat_resized})
 
     # -- project-skip ---------------------------------------------------------------------------------
 
@@ -194,6 +291,49 @@ class FixFinder:
             if module is not None and norm_width(module) is not None:
                 return module
         return None
+
+
+def _shape_of(value: Any) -> tuple[int, ...] | None:
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else None
+
+
+def _op_name(node: fx.Node) -> str:
+    if node.op == "call_module":
+        return str(node.target)
+    target = node.target
+    return target if isinstance(target, str) else getattr(target, "__name__", str(target))
+
+
+def _is_upsampling(prop: Propagation, node: fx.Node) -> bool:
+    module = prop.module(node)
+    if isinstance(module, (nn.Upsample, nn.modules.conv._ConvTransposeNd, nn.PixelShuffle)):
+        return True
+    return _op_name(node) in ("interpolate", "upsample", "pixel_shuffle", "repeat_interleave")
+
+
+def _interpolate_code(node: fx.Node, join: SkipJoin) -> str | None:
+    """The user's cat call with the decoder operand wrapped in F.interpolate, from the source line."""
+    source = node.meta.get("source")
+    if source is None:
+        return None
+    text = linecache.getline(source.path, source.line).strip()
+    originals, _ = cat_tensors_and_dim(node.args, node.kwargs)
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and getattr(call.func, "attr", getattr(call.func, "id", "")) in ("cat", "concat", "concatenate"):
+            if not call.args or not isinstance(call.args[0], (ast.List, ast.Tuple)) or len(call.args[0].elts) != len(originals):
+                return None
+            elements = call.args[0].elts
+            skip_text = ast.unparse(elements[originals.index(join.skip)]) if join.skip in originals else "skip"
+            for element, original in zip(elements, originals):
+                if original is not join.skip and original is not None:
+                    wrapped = ast.parse(f"F.interpolate({ast.unparse(element)}, size={skip_text}.shape[2:])").body[0].value
+                    call.args[0].elts[elements.index(element)] = wrapped
+            return ast.unparse(call)
+    return None
 
 
 def _call(module: nn.Module) -> Override:

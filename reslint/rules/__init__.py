@@ -25,7 +25,11 @@ RULES = {
     for rule in [
         RuleInfo("RL000", "shape-error", "rl000_shape_error", "error", True),
         RuleInfo("RL001", "residual-add-mismatch", "rl001_residual_add_mismatch", "error", True),
+        RuleInfo("RL002", "broadcast-residual-add", "rl002_broadcast_add", "warning", True),
         RuleInfo("RL003", "concat-skip-mismatch", "rl003_concat_skip_mismatch", "error", True),
+        RuleInfo("RL004", "size-dependent-skip", "rl004_size_constraints", "warning", False),
+        RuleInfo("RL005", "deep-plain-stack", "rl005_deep_plain_stack", "warning", True),
+        RuleInfo("RL006", "inplace-skip", "rl006_inplace_skip", "warning", True),
     ]
 }
 

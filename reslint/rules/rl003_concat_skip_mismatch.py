@@ -23,6 +23,8 @@ Resize the decoder tensor to the skip before joining:
     up = F.interpolate(up, size=skip.shape[-2:])
     return self.dec(torch.cat([skip, up], dim=1))
 ```
+reslint proposes that change (`resize-to-skip`), or, when a layer with a stray stride breaks a dense
+block, that layer with the right stride (`resize-transform`), and validates it as for RL001.
 """
 
 from __future__ import annotations
@@ -46,4 +48,5 @@ def check(analysis) -> Iterator[Finding]:
             f"concatenated skip in {where}: skip {skip} and {other} differ outside the concat dim "
             f"({describe_difference(skip, other)})"
         )
-        yield analysis.finding("RL003", join.node, message, {"skip": skip, "transform": other})
+        fix = analysis.fixes.best_fix(join)
+        yield analysis.finding("RL003", join.node, message, {"skip": skip, "transform": other}, fix)

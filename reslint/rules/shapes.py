@@ -18,7 +18,9 @@ def describe_difference(skip: list[int], transform: list[int]) -> str:
         spatial_skip, spatial_transform = skip[2:], transform[2:]
         if spatial_skip != spatial_transform:
             ratios = {s / t for s, t in zip(spatial_skip, spatial_transform) if t}
-            if len(ratios) == 1 and next(iter(ratios)) in (2, 4, 8, 16, 32):
+            if all(t == 1 for t in spatial_transform) or all(s == 1 for s in spatial_skip):
+                parts.append(f"spatial {'x'.join(map(str, spatial_skip))}→{'x'.join(map(str, spatial_transform))}")
+            elif len(ratios) == 1 and next(iter(ratios)) in (2, 4, 8, 16, 32):
                 parts.append(f"spatial /{int(next(iter(ratios)))}")
             elif len(ratios) == 1 and next(iter(ratios)) in (0.5, 0.25, 0.125):
                 parts.append(f"spatial x{int(1 / next(iter(ratios)))}")

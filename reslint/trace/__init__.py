@@ -28,6 +28,13 @@ class Traced:
     fx_error: str | None = None  # why fx was not used, when auto fell back to eager
 
 
+def retrace(model: nn.Module, traced: Traced, inputs: tuple[Any, ...]) -> Propagation:
+    """Propagate other inputs: an fx graph is input-independent; an eager one is recorded again."""
+    if traced.frontend == "fx":
+        return Propagation(traced.propagation.root, traced.propagation.graph, inputs).run()
+    return Propagation(model, record_eager(model, inputs), inputs).run()
+
+
 def trace(model: nn.Module, inputs: tuple[Any, ...], frontend: str = "auto") -> Traced:
     fx_error = None
     if frontend in ("auto", "fx"):

@@ -74,7 +74,7 @@ class EagerRecorder(TorchFunctionMode):
         nn.Module.__call__ = call_module
         output: Any = None
         try:
-            with self:
+            with torch.no_grad(), self:
                 output = call_original(self.root, *inputs)
         except StopRecording:
             pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import sys
 
 import torch.fx as fx
@@ -10,8 +11,22 @@ from torch import nn
 from reslint.where import frame_location, innermost_user_frame
 
 
+class InPlaceProxy(fx.Proxy):
+    """A Proxy that keeps `x += y` in place (operator.iadd), as eager PyTorch runs it.
+
+    fx's own Proxy has no __iadd__, so Python falls back to `x = x + y`: a broadcast that eager
+    PyTorch rejects (`out += x` cannot grow `out`) would then look fine.
+    """
+
+    def __iadd__(self, other):
+        return self.tracer.create_proxy("call_function", operator.iadd, (self, other), {})
+
+
 class LocatingTracer(fx.Tracer):
     """A Tracer that records, per node, where in the user's code it was created and in which module."""
+
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return InPlaceProxy(node, self)
 
     def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
         node = super().create_node(kind, target, args, kwargs, name, type_expr)

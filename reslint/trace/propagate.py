@@ -58,6 +58,7 @@ class Propagation:
 
     # -- running ----------------------------------------------------------------------------------
 
+    @torch.no_grad()
     def run(self) -> "Propagation":
         for node in self.nodes:
             value, failure = self._evaluate(node, self.values, None)
@@ -66,6 +67,7 @@ class Propagation:
                 self.failures[node] = failure
         return self
 
+    @torch.no_grad()
     def recompute(self, overrides: dict[fx.Node, Override], chosen: dict[fx.Node, int] | None = None) -> Delta:
         """Values after replacing some nodes' computations; only nodes downstream of a change re-run.
 

@@ -1,0 +1,69 @@
+"""RL002: residual add that only works by broadcasting.
+
+## What it does
+Finds residual adds whose skip and transform both derive from the block's input but have different
+shapes that happen to broadcast: `[B, D] + [B, 1]` from a head that projects to one unit,
+`[B, C, H, W] + [B, C, 1, 1]` from a transform that pooled away its spatial dims.
+
+## Why is this bad?
+Nothing crashes. The model runs, trains, and learns something else than what was written: every
+position receives the same transform output, so the block is not a residual block any more. Such bugs
+survive for months.
+
+Adds of parameters and constants (positional embeddings, biases, layer scale) are not skip joins and
+are never reported; neither are SE-style multiplies, nor global-context blocks whose transform models
+the pooled context with its own layers before adding it back (GCNet), which broadcast on purpose.
+
+## Example
+```python
+def forward(self, x):                   # x: [B, 64, 32, 32]
+    y = self.pool(self.conv(x))         # nn.AdaptiveAvgPool2d(1): [B, 64, 1, 1]
+    return x + y                        # broadcasts to [B, 64, 32, 32]
+```
+
+## Use instead
+```python
+def forward(self, x):
+    return x + self.conv(x)             # keep the transform at the skip's shape
+```
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from reslint.findings import Finding
+from reslint.rules.shapes import describe_difference, module_phrase
+
+
+def check(analysis) -> Iterator[Finding]:
+    failures = analysis.propagation.failures
+    for join in analysis.joins:
+        if join.kind != "add" or join.node in failures:
+            continue
+        skip, transform, out = analysis.shape(join.skip), analysis.shape(join.transform), analysis.shape(join.node)
+        if None in (skip, transform, out) or skip == transform:
+            continue
+        if _broadcasts_on_purpose(analysis, join, out):
+            continue
+        where = module_phrase(join.node.meta.get("module_path", ""), join.node.meta.get("module_type", ""))
+        message = (
+            f"residual add in {where} only works by broadcasting: skip {skip} + transform {transform} "
+            f"→ {out} ({describe_difference(skip, transform)})"
+        )
+        fix = analysis.fixes.best_fix(join)
+        yield analysis.finding("RL002", join.node, message, {"skip": skip, "transform": transform}, fix)
+
+
+def _broadcasts_on_purpose(analysis, join, out: list[int]) -> bool:
+    """A context branch: after squeezing dims to 1 it still has weighted layers (GCNet, SE-with-add)."""
+    for operand, path in ((join.transform, join.transform_path), (join.skip, join.skip_path)):
+        if analysis.shape(operand) == out:
+            continue
+        reduction = analysis.fixes.reduction_node(path, tuple(out))
+        if reduction is None:
+            continue
+        after = path[path.index(reduction) + 1 :]
+        if any(analysis.join_finder.is_weighted(node) for node in after):
+            return True
+    return False

@@ -1,0 +1,80 @@
+"""RL006: in-place op overwrites a tensor that a later join uses as its skip.
+
+## What it does
+Finds in-place operations (`nn.ReLU(inplace=True)`, `x.relu_()`, `F.relu(x, inplace=True)`,
+`x += ...`, `x.mul_(...)`) applied to a tensor after it was taken as a skip and before the join that
+adds or concatenates it. Reported at the in-place op, naming the join.
+
+## Why is this bad?
+The skip and the in-place op share memory: the join receives the transformed value instead of the
+block's input, so `x + f(x)` silently becomes `relu(x) + f(x)`. Nothing crashes; the network is
+simply not the one that was written. (Autograd may also raise "one of the variables needed for
+gradient computation has been modified by an inplace operation" only in training.)
+
+This rule reads the fx graph, which keeps the names the code uses; for models that only the eager
+frontend can record, in-place aliasing is already resolved and this rule cannot tell intent apart.
+
+## Example
+```python
+def forward(self, x):
+    out = self.relu(x)          # nn.ReLU(inplace=True): overwrites x
+    out = self.conv(out)
+    return out + x              # x is relu(x) by now
+```
+
+## Use instead
+```python
+def forward(self, x):
+    out = self.relu(x.clone())  # or nn.ReLU(inplace=False)
+    out = self.conv(out)
+    return out + x
+```
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Iterator
+
+from reslint.findings import Finding
+from reslint.rules.shapes import module_phrase
+from reslint.trace.ops import method_name
+
+INPLACE_FUNCTIONS = {operator.iadd, operator.isub, operator.imul, operator.itruediv}
+
+
+def check(analysis) -> Iterator[Finding]:
+    index = analysis.propagation.index
+    reported = set()
+    for join in analysis.joins:
+        skip = join.skip
+        for user in skip.users:
+            if user is join.node or user in reported or not index[skip] < index[user] < index[join.node]:
+                continue
+            if not _overwrites_first_argument(analysis, user, skip):
+                continue
+            reported.add(user)
+            source = join.node.meta.get("source")
+            at = f" at line {source.line}" if source else ""
+            where = module_phrase(join.node.meta.get("module_path", ""), join.node.meta.get("module_type", ""))
+            what = f"{user.target} ({type(analysis.propagation.module(user)).__name__}, inplace=True)" if user.op == "call_module" else _name(user)
+            message = f"in-place {what} overwrites the skip of the join in {where}{at}: the join adds the transformed value"
+            yield analysis.finding("RL006", user, message, {"skip": analysis.shape(skip)})
+
+
+def _overwrites_first_argument(analysis, node, tensor) -> bool:
+    if not node.args or node.args[0] is not tensor:
+        return False
+    if node.op == "call_module":
+        return getattr(analysis.propagation.module(node), "inplace", False) is True
+    if node.op == "call_function" and node.target in INPLACE_FUNCTIONS:
+        return True
+    if node.kwargs.get("inplace") is True:
+        return True
+    name = method_name(node) or (getattr(node.target, "__name__", "") if node.op == "call_function" else "")
+    return bool(name) and name.endswith("_") and not name.startswith("_") and name != "requires_grad_"
+
+
+def _name(node) -> str:
+    target = node.target
+    return target if isinstance(target, str) else getattr(target, "__name__", str(target))
