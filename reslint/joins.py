@@ -16,7 +16,7 @@ from typing import Iterator
 import torch
 import torch.fx as fx
 
-from reslint.trace.ops import cat_tensors_and_dim, is_add, is_cat
+from reslint.trace.ops import cat_tensors_and_dim, is_add, is_cat, reads_only_metadata
 from reslint.trace.propagate import UNKNOWN, Propagation
 
 
@@ -66,6 +66,8 @@ class JoinFinder:
     def _data_derived(self) -> set[fx.Node]:
         derived: set[fx.Node] = set()
         for node in self.prop.nodes:
+            if reads_only_metadata(node):
+                continue
             if node.op == "placeholder" or any(n in derived and self._is_tensor(n) for n in node.all_input_nodes):
                 derived.add(node)
         return derived

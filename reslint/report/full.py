@@ -63,7 +63,7 @@ def _summary(report: Report) -> Text:
         return Text(f"All checked: {analyzed} target{'s' * (analyzed != 1)}, no findings.", style="green")
     validated = sum(1 for f in findings if f.fix and f.fix.validated)
     parts = [f"Found {len(findings)} finding{'s' * (len(findings) != 1)} in {analyzed} target{'s' * (analyzed != 1)}"]
-    if findings:
+    if any(f.fix for f in findings):
         parts.append(f"{validated} with a validated fix")
     if errors:
         parts.append(f"{errors} target{'s' * (errors != 1)} could not be analyzed")

@@ -33,6 +33,7 @@ from typing import Iterator
 
 from reslint.findings import Finding
 from reslint.rules.shapes import describe_difference, module_phrase
+from reslint.trace.ops import cat_tensors_and_dim
 
 
 def check(analysis) -> Iterator[Finding]:
@@ -43,10 +44,13 @@ def check(analysis) -> Iterator[Finding]:
         skip, other = analysis.shape(join.skip), analysis.shape(join.transform)
         if skip is None or other is None:
             continue
+        _, dim = cat_tensors_and_dim(join.node.args, join.node.kwargs)
+        along = list(other)
+        along[dim % len(other)] = skip[dim % len(skip)] if len(skip) == len(other) else along[dim % len(other)]
         where = module_phrase(join.node.meta.get("module_path", ""), join.node.meta.get("module_type", ""))
         message = (
             f"concatenated skip in {where}: skip {skip} and {other} differ outside the concat dim "
-            f"({describe_difference(skip, other)})"
+            f"({describe_difference(skip, along)})"
         )
         fix = analysis.fixes.best_fix(join)
         yield analysis.finding("RL003", join.node, message, {"skip": skip, "transform": other}, fix)

@@ -60,7 +60,10 @@ def check(analysis) -> Iterator[Finding]:
                 entry = failing.setdefault(_key(join.node), {"join": join, "dims": {}})
                 entry["dims"].setdefault(dim, []).append(shape[dim])
     by_key = {_key(j.node): j for j in analysis.joins}
+    broken_here = {_key(j.node) for j in analysis.joins if j.node in analysis.propagation.failures}
     for key, entry in failing.items():
+        if key in broken_here:  # fails at the given size too: RL001/RL003 report it
+            continue
         node = by_key[key].node if key in by_key else entry["join"].node
         yield analysis.finding("RL004", node, _message(base, period, entry["dims"], node), {"input": list(base.shape)})
 

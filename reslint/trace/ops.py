@@ -23,6 +23,19 @@ ELEMENTWISE_FUNCTIONS = ADD_FUNCTIONS | {
 }
 CAT_FUNCTIONS = {torch.cat, torch.concat, torch.concatenate}
 
+# Ops that read only a tensor's shape, dtype or device, never its values: their result carries no data.
+METADATA_NAMES = {
+    "new_zeros", "new_ones", "new_full", "new_empty", "new_tensor", "zeros_like", "ones_like", "empty_like",
+    "full_like", "rand_like", "randn_like", "randint_like", "size", "dim", "numel",
+}
+
+
+def reads_only_metadata(node: fx.Node) -> bool:
+    if node.op in ("call_method", "call_function"):
+        name = node.target if node.op == "call_method" else (tensor_method_name(node.target) or getattr(node.target, "__name__", ""))
+        return name in METADATA_NAMES
+    return False
+
 
 def tensor_method_name(target: Any) -> str | None:
     """'add' for `torch.Tensor.add` (as the eager frontend records it), else None."""
