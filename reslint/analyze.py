@@ -17,6 +17,7 @@ from reslint.findings import Finding, Fix, TargetResult
 from reslint.fixes import FixFinder
 from reslint.joins import JoinFinder, SkipJoin
 from reslint.load import BuiltModel
+from reslint.noqa import is_suppressed
 from reslint.rules import RULES, load_check, selected_codes
 from reslint.settle import settle
 from reslint.trace import Traced, retrace, trace
@@ -79,7 +80,7 @@ def analyze_model(
 ) -> TargetResult:
     result = TargetResult(target=target, status="ok", inputs=example_inputs.describe(inputs))
     started = time.perf_counter()
-    traced = trace(model, inputs, frontend)
+    traced = trace(model, inputs, frontend or "auto")
     result.frontend = traced.frontend
     result.timings["trace"] = round(time.perf_counter() - started, 4)
 
@@ -91,7 +92,7 @@ def analyze_model(
     propagation.annotate()
     analysis = Analysis(target, model, inputs, traced, join_finder, joins, FixFinder(propagation, join_finder), options or {})
     for code in selected_codes(select, ignore):
-        result.findings.extend(load_check(code)(analysis))
+        result.findings.extend(f for f in load_check(code)(analysis) if not is_suppressed(f))
     result.findings.sort(key=lambda f: (f.path, f.line, f.column, f.code))
     result.joins = len(joins)
     for node, failure in propagation.failures.items():
@@ -109,23 +110,40 @@ def analyze_built(
     select: list[str] | None = None,
     ignore: list[str] | None = None,
     frontend: str = "auto",
+    options: dict[str, Any] | None = None,
+    discovered: bool = False,
 ) -> TargetResult:
-    """Build a target, work out its inputs, analyze it; a TargetError becomes an error result."""
+    """Build a target, work out its inputs, analyze it; a TargetError becomes an error result.
+
+    A `discovered` model (found in a file, not named by the user) that cannot be built, or whose
+    guessed input fails outside any join, is `skipped` with a hint to configure it: a pre-commit hook
+    must not fail on a helper module it was never told how to call.
+    """
     started = time.perf_counter()
+    guessed = False
     try:
         built = build()
         build_time = time.perf_counter() - started
         inputs, notes = resolve_inputs(built.module, input_specs, label)
-        result = analyze_model(built.module, inputs, label, select, ignore, frontend)
+        guessed = any(note.startswith("no --input given") for note in notes)
+        result = analyze_model(built.module, inputs, label, select, ignore, frontend, options)
         result.notes[:0] = built.notes + notes
         result.timings = {"build": round(build_time, 4), **result.timings}
-        return result
     except TargetError as error:
         cause = error.__context__ or error  # the model's own exception, for --debug
-        return TargetResult(
+        result = TargetResult(
             target=label, status="error", error=str(error), inputs=list(input_specs),
             traceback="".join(traceback.format_exception(cause)),
         )
+        guessed = not input_specs
+    only_rl000 = bool(result.findings) and all(f.code == "RL000" for f in result.findings)
+    if discovered and guessed and (result.status == "error" or only_rl000):
+        reason = result.error or result.findings[0].message
+        result = TargetResult(
+            target=label, status="skipped", inputs=result.inputs, frontend=result.frontend,
+            error=f"{reason}; to lint it, add it to [[tool.reslint.targets]] in pyproject.toml with its inputs",
+        )
+    return result
 
 
 def resolve_inputs(model: nn.Module, specs: list[str], label: str) -> tuple[tuple[Any, ...], list[str]]:

@@ -48,41 +48,58 @@ def main_options(
 
 @app.command()
 def check(
-    targets: List[str] = typer.Argument(None, help="model.py:Net, package.module:Name, Net(depth=20), or a file/folder."),
+    targets: List[str] = typer.Argument(None, help="model.py:Net, package.module:Name, Net(depth=20), files or folders. None: the targets in pyproject.toml."),
     inputs: List[str] = typer.Option([], "--input", "-i", help="Input shape per forward argument, e.g. 1,3,224,224 or 2,128:int64."),
     output_format: Format = typer.Option(Format.full, "--format", "-f", help="Output format."),
+    output_file: Optional[str] = typer.Option(None, "--output-file", "-o", help="Write the report to this file instead of stdout."),
     select: Optional[List[str]] = typer.Option(None, "--select", help="Rule codes (or prefixes) to run, e.g. RL001 or RL00."),
     ignore: Optional[List[str]] = typer.Option(None, "--ignore", help="Rule codes (or prefixes) to skip."),
-    frontend: str = typer.Option("auto", "--frontend", help="auto (fx, else eager) | fx | eager"),
-    exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even when there are findings."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Lint targets in N worker processes."),
+    rl005_depth: Optional[int] = typer.Option(None, "--rl005-depth", min=2, help="RL005: weighted layers in a row that count as a deep plain stack (20)."),
+    frontend: Optional[str] = typer.Option(None, "--frontend", help="auto (fx, else eager) | fx | eager"),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Lint targets in N worker processes."),
     timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, help="Seconds per target; a target that takes longer is an error."),
+    exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even when there are findings."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
 ) -> None:
     """Lint the skip connections of the given models."""
+    from reslint.config import load_config
+    from reslint.errors import TargetError
+    from reslint.plan import plan_jobs
     from reslint.rules import unknown_codes
 
-    if not targets:
-        _usage_error("give a target to lint, e.g. reslint model.py:Net (see reslint --help)")
+    try:
+        config = load_config(".")
+    except TargetError as error:
+        _usage_error(str(error))
+    select = _split_codes(select) or config.select
+    ignore = _split_codes(ignore) or config.ignore
     unknown = unknown_codes([*(select or []), *(ignore or [])])
     if unknown:
         _usage_error(f"unknown rule code {', '.join(unknown)} (reslint rules lists them)")
+    frontend = frontend or config.frontend or "auto"
     if frontend not in ("auto", "fx", "eager"):
         _usage_error(f"--frontend {frontend!r}: expected auto, fx or eager")
-    select = _split_codes(select)
-    ignore = _split_codes(ignore)
+    options = dict(config.options)
+    if rl005_depth is not None:
+        options["rl005-depth"] = rl005_depth
+    try:
+        work = plan_jobs(list(targets or []), config, list(inputs), _tuple(select), _tuple(ignore), frontend, options)
+    except TargetError as error:
+        _usage_error(str(error))
 
-    from reslint.runner import Job, run_jobs
-
-    work = [Job(t, tuple(inputs), _tuple(select), _tuple(ignore), frontend) for t in targets]
-    report = Report([result for results in run_jobs(work, jobs, timeout) for result in results])
+    report = Report(_run(work, jobs or config.jobs or 1, timeout or config.timeout, show_progress=not output_format.for_machines))
     if debug:
         for result in report.targets:
             if result.traceback:
                 typer.echo(result.traceback, err=True)
-    color = output_format is Format.full and sys.stdout.isatty()
-    sys.stdout.write(render(report, output_format, color=color))
-    if output_format is Format.json:  # the other formats show errors in their own output
+    color = output_format is Format.full and output_file is None and sys.stdout.isatty()
+    text = render(report, output_format, color=color)
+    if output_file:
+        with open(output_file, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        sys.stdout.write(text)
+    if output_format.for_machines or output_file:  # the other formats show errors in their own output
         for target in report.targets:
             if target.status == "error":
                 typer.echo(f"error: {target.error}", err=True)
@@ -90,6 +107,25 @@ def check(
     if exit_zero and code is ExitCode.FINDINGS:
         code = ExitCode.OK
     raise typer.Exit(int(code))
+
+
+def _run(work, workers: int, timeout: float | None, show_progress: bool):
+    from reslint.runner import run_jobs
+
+    if not show_progress or len(work) < 2 or not sys.stderr.isatty():
+        return [r for results in run_jobs(work, workers, timeout) for r in results]
+    from rich.progress import Progress
+
+    with Progress(transient=True, console=_stderr_console()) as progress:
+        task = progress.add_task("linting", total=len(work))
+        results = run_jobs(work, workers, timeout, on_done=lambda job: progress.update(task, advance=1, description=job.target))
+    return [r for rs in results for r in rs]
+
+
+def _stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def _tuple(values: list[str] | None) -> tuple[str, ...] | None:

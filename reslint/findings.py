@@ -54,7 +54,7 @@ class Finding:
 @dataclass
 class TargetResult:
     target: str
-    status: str  # ok | findings | error
+    status: str  # ok | findings | error | skipped
     frontend: str | None = None
     inputs: list[str] = field(default_factory=list)
     joins: int = 0

@@ -11,7 +11,7 @@ import multiprocessing.connection
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from reslint.findings import TargetResult
 
@@ -23,6 +23,9 @@ class Job:
     select: tuple[str, ...] | None = None
     ignore: tuple[str, ...] | None = None
     frontend: str = "auto"
+    options: tuple[tuple[str, Any], ...] = ()
+    discovered: bool = False  # models found in a file rather than named: skipped when they cannot be run
+    exclude: tuple[str, ...] = ()  # discovered class names linted elsewhere (configured targets)
 
 
 def lint_target(job: Job) -> list[TargetResult]:
@@ -40,8 +43,12 @@ def lint_target(job: Job) -> list[TargetResult]:
     select = list(job.select) if job.select else None
     ignore = list(job.ignore) if job.ignore else None
     for label, build in entries:
+        if label.rpartition(":")[2] in job.exclude:
+            continue
         try:
-            results.append(analyze_built(build, label, list(job.inputs), select, ignore, job.frontend))
+            results.append(
+                analyze_built(build, label, list(job.inputs), select, ignore, job.frontend, dict(job.options), job.discovered)
+            )
         except Exception as error:  # a bug in reslint or an exotic model: one target's error, not a crash
             message = f"{label}: internal error {type(error).__name__}: {error}; rerun with --debug and report it"
             results.append(_error(label, message, error))

@@ -15,5 +15,7 @@ def render_concise(report: Report) -> str:
     for target in report.targets:
         if target.status == "error":
             lines.append(f"error: {target.error}")
+        elif target.status == "skipped":
+            lines.append(f"skipped: {target.target}: {target.error}")
         lines.extend(finding_line(f) for f in target.findings)
     return "\n".join(lines) + ("\n" if lines else "")

@@ -26,6 +26,9 @@ def _render_target(console: Console, target: TargetResult) -> None:
     if target.status == "error":
         console.print(Text.assemble(("error", "red bold"), f": {target.error}"))
         return
+    if target.status == "skipped":
+        console.print(Text.assemble(("skipped", "yellow bold"), f": {target.target}: {target.error}"))
+        return
     for finding in target.findings:
         _render_finding(console, finding)
 
@@ -58,13 +61,15 @@ def _render_finding(console: Console, finding: Finding) -> None:
 def _summary(report: Report) -> Text:
     findings = report.findings
     errors = sum(1 for t in report.targets if t.status == "error")
-    analyzed = len(report.targets) - errors
+    skipped = sum(1 for t in report.targets if t.status == "skipped")
+    analyzed = len(report.targets) - errors - skipped
+    skipped_text = f" ({skipped} skipped)" if skipped else ""
     if not findings and not errors:
-        return Text(f"All checked: {analyzed} target{'s' * (analyzed != 1)}, no findings.", style="green")
+        return Text(f"All checked: {analyzed} target{'s' * (analyzed != 1)}{skipped_text}, no findings.", style="green")
     validated = sum(1 for f in findings if f.fix and f.fix.validated)
     parts = [f"Found {len(findings)} finding{'s' * (len(findings) != 1)} in {analyzed} target{'s' * (analyzed != 1)}"]
     if any(f.fix for f in findings):
         parts.append(f"{validated} with a validated fix")
     if errors:
         parts.append(f"{errors} target{'s' * (errors != 1)} could not be analyzed")
-    return Text(", ".join(parts) + ".", style="bold")
+    return Text(", ".join(parts) + skipped_text + ".", style="bold")

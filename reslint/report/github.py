@@ -1,0 +1,29 @@
+"""`--format github`: GitHub Actions workflow commands, shown as annotations on the pull request."""
+
+from __future__ import annotations
+
+from reslint.findings import Report
+
+
+def _escape(text: str, property_value: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    if property_value:
+        text = text.replace(":", "%3A").replace(",", "%2C")
+    return text
+
+
+def render_github(report: Report) -> str:
+    lines = []
+    for target in report.targets:
+        if target.status == "error":
+            lines.append(f"::error title=reslint::{_escape(target.error or '')}")
+    for finding in report.findings:
+        level = "error" if finding.severity == "error" else "warning"
+        message = finding.message
+        if finding.fix is not None:
+            message += f"\nfix ({finding.fix.kind}{', validated' if finding.fix.validated else ''}): {finding.fix.code}"
+        where = ""
+        if finding.path:
+            where = f"file={_escape(finding.path, True)},line={finding.line},col={finding.column},"
+        lines.append(f"::{level} {where}title={finding.code}::{_escape(message)}")
+    return "\n".join(lines) + ("\n" if lines else "")
