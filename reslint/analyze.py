@@ -51,6 +51,22 @@ class Analysis:
         value = self.propagation.values.get(node)
         return list(value.shape) if isinstance(value, torch.Tensor) else None
 
+    def joins_of(self, kind: str, failed: bool):
+        """(join, skip shape, transform shape) for the joins of a kind whose op failed (or did not)."""
+        failures = self.propagation.failures
+        for join in self.joins:
+            failure = failures.get(join.node)
+            if join.kind != kind or (failure is not None) != failed or (failure is not None and failure.limitation):
+                continue
+            skip, transform = self.shape(join.skip), self.shape(join.transform)
+            if skip is not None and transform is not None:
+                yield join, skip, transform
+
+    def join_finding(self, code: str, join: SkipJoin, message: str, skip: list[int], transform: list[int]) -> Finding:
+        """A finding at a join, with both shapes and the best fix that could be proven."""
+        fix = self.fixes.best_fix(join)
+        return self.finding(code, join.node, message, {"skip": skip, "transform": transform}, fix)
+
     def finding(self, code: str, node: fx.Node, message: str, shapes: dict, fix: Fix | None = None) -> Finding:
         source = node.meta.get("source")
         return Finding(

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from reslint.findings import Finding
-from reslint.rules.shapes import module_phrase
+from reslint.rules.shapes import where
 
 
 def check(analysis) -> Iterator[Finding]:
@@ -39,7 +39,7 @@ def check(analysis) -> Iterator[Finding]:
             layer = analysis.propagation.module(node)
             what = f"{node.target} ({type(layer).__name__})"
         else:
-            what = module_phrase(node.meta.get("module_path", ""), node.meta.get("module_type", ""))
+            what = where(node)
             what = f"{_op_name(node)} in {what}"
         inputs = [analysis.shape(n) for n in node.all_input_nodes]
         shapes = {f"input{i}": shape for i, shape in enumerate(inputs) if shape is not None}

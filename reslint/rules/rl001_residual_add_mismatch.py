@@ -41,21 +41,13 @@ from __future__ import annotations
 from typing import Iterator
 
 from reslint.findings import Finding
-from reslint.rules.shapes import describe_difference, module_phrase
+from reslint.rules.shapes import describe_difference, where
 
 
 def check(analysis) -> Iterator[Finding]:
-    failures = analysis.propagation.failures
-    for join in analysis.joins:
-        if join.kind != "add" or join.node not in failures or failures[join.node].limitation:
-            continue
-        skip, transform = analysis.shape(join.skip), analysis.shape(join.transform)
-        if skip is None or transform is None:
-            continue
-        where = module_phrase(join.node.meta.get("module_path", ""), join.node.meta.get("module_type", ""))
+    for join, skip, transform in analysis.joins_of("add", failed=True):
         message = (
-            f"residual add in {where}: skip {skip} does not match transform {transform} "
+            f"residual add in {where(join.node)}: skip {skip} does not match transform {transform} "
             f"({describe_difference(skip, transform)})"
         )
-        fix = analysis.fixes.best_fix(join)
-        yield analysis.finding("RL001", join.node, message, {"skip": skip, "transform": transform}, fix)
+        yield analysis.join_finding("RL001", join, message, skip, transform)

@@ -33,26 +33,19 @@ from __future__ import annotations
 from typing import Iterator
 
 from reslint.findings import Finding
-from reslint.rules.shapes import describe_difference, module_phrase
+from reslint.rules.shapes import describe_difference, where
 
 
 def check(analysis) -> Iterator[Finding]:
-    failures = analysis.propagation.failures
-    for join in analysis.joins:
-        if join.kind != "add" or join.node in failures:
+    for join, skip, transform in analysis.joins_of("add", failed=False):
+        out = analysis.shape(join.node)
+        if out is None or skip == transform or _broadcasts_on_purpose(analysis, join, out):
             continue
-        skip, transform, out = analysis.shape(join.skip), analysis.shape(join.transform), analysis.shape(join.node)
-        if None in (skip, transform, out) or skip == transform:
-            continue
-        if _broadcasts_on_purpose(analysis, join, out):
-            continue
-        where = module_phrase(join.node.meta.get("module_path", ""), join.node.meta.get("module_type", ""))
         message = (
-            f"residual add in {where} only works by broadcasting: skip {skip} + transform {transform} "
+            f"residual add in {where(join.node)} only works by broadcasting: skip {skip} + transform {transform} "
             f"→ {out} ({describe_difference(skip, transform)})"
         )
-        fix = analysis.fixes.best_fix(join)
-        yield analysis.finding("RL002", join.node, message, {"skip": skip, "transform": transform}, fix)
+        yield analysis.join_finding("RL002", join, message, skip, transform)
 
 
 def _broadcasts_on_purpose(analysis, join, out: list[int]) -> bool:

@@ -32,25 +32,18 @@ from __future__ import annotations
 from typing import Iterator
 
 from reslint.findings import Finding
-from reslint.rules.shapes import describe_difference, module_phrase
+from reslint.rules.shapes import describe_difference, where
 from reslint.trace.ops import cat_tensors_and_dim
 
 
 def check(analysis) -> Iterator[Finding]:
-    failures = analysis.propagation.failures
-    for join in analysis.joins:
-        if join.kind != "cat" or join.node not in failures or failures[join.node].limitation:
-            continue
-        skip, other = analysis.shape(join.skip), analysis.shape(join.transform)
-        if skip is None or other is None:
-            continue
+    for join, skip, other in analysis.joins_of("cat", failed=True):
         _, dim = cat_tensors_and_dim(join.node.args, join.node.kwargs)
-        along = list(other)
-        along[dim % len(other)] = skip[dim % len(skip)] if len(skip) == len(other) else along[dim % len(other)]
-        where = module_phrase(join.node.meta.get("module_path", ""), join.node.meta.get("module_type", ""))
+        along = list(other)  # the concat dim may differ: describe only the others
+        if len(skip) == len(other):
+            along[dim % len(other)] = skip[dim % len(skip)]
         message = (
-            f"concatenated skip in {where}: skip {skip} and {other} differ outside the concat dim "
+            f"concatenated skip in {where(join.node)}: skip {skip} and {other} differ outside the concat dim "
             f"({describe_difference(skip, along)})"
         )
-        fix = analysis.fixes.best_fix(join)
-        yield analysis.finding("RL003", join.node, message, {"skip": skip, "transform": other}, fix)
+        yield analysis.join_finding("RL003", join, message, skip, other)

@@ -34,7 +34,7 @@ from typing import Iterator
 import torch
 
 from reslint.findings import Finding
-from reslint.rules.shapes import module_phrase
+from reslint.rules.shapes import where
 
 MAX_PERIOD = 64
 
@@ -96,7 +96,7 @@ def _message(base: torch.Tensor, period: int, dims: dict[int, list[int]], node) 
         rules.setdefault(text, []).append(names.get(dim, f"dim {dim}"))
     clauses = "; ".join(f"{' and '.join(dim_names)} must be {text}" for text, dim_names in rules.items())
     first_dim, first_bad = min(dims.items())
-    module = module_phrase(node.meta.get("module_path", ""), node.meta.get("module_type", ""))
+    module = where(node)
     return (
         f"skip join in {module} lines up only for some input sizes: {clauses} "
         f"(the model downsamples up to {period}x); {names.get(first_dim, first_dim)}={first_bad[0]} fails here"

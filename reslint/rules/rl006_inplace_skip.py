@@ -37,7 +37,7 @@ import operator
 from typing import Iterator
 
 from reslint.findings import Finding
-from reslint.rules.shapes import module_phrase
+from reslint.rules.shapes import where
 from reslint.trace.ops import method_name
 
 INPLACE_FUNCTIONS = {operator.iadd, operator.isub, operator.imul, operator.itruediv}
@@ -56,9 +56,8 @@ def check(analysis) -> Iterator[Finding]:
             reported.add(user)
             source = join.node.meta.get("source")
             at = f" at line {source.line}" if source else ""
-            where = module_phrase(join.node.meta.get("module_path", ""), join.node.meta.get("module_type", ""))
             what = f"{user.target} ({type(analysis.propagation.module(user)).__name__}, inplace=True)" if user.op == "call_module" else _name(user)
-            message = f"in-place {what} overwrites the skip of the join in {where}{at}: the join adds the transformed value"
+            message = f"in-place {what} overwrites the skip of the join in {where(join.node)}{at}: the join adds the transformed value"
             yield analysis.finding("RL006", user, message, {"skip": analysis.shape(skip)})
 
 

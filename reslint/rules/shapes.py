@@ -33,3 +33,8 @@ def describe_difference(skip: list[int], transform: list[int]) -> str:
 
 def module_phrase(module: str, module_type: str) -> str:
     return f"{module} ({module_type})" if module else module_type
+
+
+def where(node) -> str:
+    """'layer3.0 (Bottleneck)': the module a graph node was recorded in."""
+    return module_phrase(node.meta.get("module_path", ""), node.meta.get("module_type", ""))
