@@ -98,6 +98,8 @@ def analyze_model(
     started = time.perf_counter()
     traced = trace(model, inputs, frontend or "auto")
     result.frontend = traced.frontend
+    if traced.fx_error:
+        result.notes.append(f"torch.fx cannot trace it ({traced.fx_error}); analyzed its eager run on meta tensors instead")
     result.timings["trace"] = round(time.perf_counter() - started, 4)
 
     started = time.perf_counter()

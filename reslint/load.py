@@ -157,6 +157,8 @@ def build(factory: Any, spec: TargetSpec, label: str) -> BuiltModel:
             continue
         if how == "cpu":
             notes.append(f"{spec.name} cannot be built on the meta device ({_one_line(first_error)}); built on CPU, then moved to meta")
+        elif how == "meta-params":
+            notes.append(f"{spec.name} computes with real tensors while it is built ({_one_line(first_error)}); built on CPU with each weight moved to meta as it was created")
         break
     if not isinstance(model, nn.Module):
         raise TargetError(f"{label}: {spec.name}(...) returned a {type(model).__name__}, not an nn.Module")

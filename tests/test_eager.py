@@ -163,3 +163,20 @@ def test_timm_efficientnet_with_a_forced_skip():
     finding, = reslint.check(model, torch.empty(2, 3, 224, 224)).findings
     assert (finding.code, finding.module) == ("RL001", "blocks.1.0")
     assert finding.fix.validated
+
+
+def test_tensors_made_in_forward_without_a_device_are_not_errors():
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+
+        def forward(self, x):
+            state = torch.zeros(x.shape[0], 8)  # no device: CPU in eager PyTorch, meta here
+            for _ in range(x.shape[1] // 4):
+                x = x + self.fc(x)
+            return x + state + torch.ones(8)
+
+    result = reslint.check(Model(), torch.randn(2, 8)).targets[0]
+    assert result.frontend == "eager" and result.status == "ok", result.findings
+    assert any("torch.fx cannot trace it" in note for note in result.notes)

@@ -74,7 +74,7 @@ class EagerRecorder(TorchFunctionMode):
         nn.Module.__call__ = call_module
         output: Any = None
         try:
-            with torch.no_grad(), self:
+            with torch.no_grad(), torch.device("meta"), self:  # tensors made in forward land on meta too
                 output = call_original(self.root, *inputs)
         except StopRecording:
             pass

@@ -10,6 +10,7 @@ stops where shapes converge back to what they were, so fix validation costs the 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -41,6 +42,17 @@ class Delta:
     failures: dict[fx.Node, Failure] = field(default_factory=dict)
 
 
+def on_meta(method):
+    """Run without autograd, with tensors the model makes in forward (`torch.zeros(n)`) on meta too."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with torch.no_grad(), torch.device("meta"):
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
 class Propagation:
     """Values of a graph's nodes; `root` owns the modules and parameters the graph refers to."""
 
@@ -58,7 +70,7 @@ class Propagation:
 
     # -- running ----------------------------------------------------------------------------------
 
-    @torch.no_grad()
+    @on_meta
     def run(self) -> "Propagation":
         for node in self.nodes:
             value, failure = self._evaluate(node, self.values, None)
@@ -67,7 +79,7 @@ class Propagation:
                 self.failures[node] = failure
         return self
 
-    @torch.no_grad()
+    @on_meta
     def recompute(self, overrides: dict[fx.Node, Override], chosen: dict[fx.Node, int] | None = None) -> Delta:
         """Values after replacing some nodes' computations; only nodes downstream of a change re-run.
 
