@@ -4,6 +4,7 @@ For a mismatched add (RL001), in the order design.md asks for (fix the skip when
   restride-skip      the skip already has a projection, with the wrong stride or width
   project-skip       the skip is bare: add a 1x1 conv (with the transform's norm) or a Linear
   resize-transform   the transform is what is wrong: its last layer gets the skip's size
+  project-transform  the transform lost its output projection: add one, to the skip's shape
 For an add that only works by broadcasting (RL002): resize-transform, or remove-reduction (the
 pooling that squeezed the transform's spatial dims). For a concatenated skip (RL003): resize-transform
 (a stray stride), or resize-to-skip (interpolate the decoder tensor to the skip's size).
@@ -73,6 +74,9 @@ class FixFinder:
             candidate = self._resize_chain(join.transform_path, layer, skip_shape, "resize-transform")
             if candidate is not None:
                 yield candidate
+        candidate = self._project_operand(join, join.transform, transform_shape, skip_shape, "project-transform")
+        if candidate is not None:  # the transform lost its output projection: give it one
+            yield candidate
 
     def independent_failures(self, join_node: fx.Node) -> set[fx.Node]:
         """Failures elsewhere that happen whatever shape the join produces: other bugs, not this one's."""
@@ -181,7 +185,11 @@ class FixFinder:
     # -- project-skip ---------------------------------------------------------------------------------
 
     def _project_skip(self, join: SkipJoin, skip: tuple[int, ...], transform: tuple[int, ...]) -> Candidate | None:
-        spec = self.projection_spec(join, skip, transform)
+        return self._project_operand(join, join.skip, skip, transform, "project-skip")
+
+    def _project_operand(self, join: SkipJoin, operand: fx.Node, shape: tuple, target: tuple, kind: str) -> Candidate | None:
+        """Pass one operand of the join through a projection to the other's shape."""
+        spec = self.projection_spec(join, shape, target)
         if spec is None:
             return None
         try:
@@ -191,41 +199,42 @@ class FixFinder:
         node = join.node
         run_op = self.prop._run_op
 
-        def join_with_projected_skip(args: tuple, kwargs: dict) -> Any:
-            new_args = tuple(projection(value) if arg is join.skip else value for arg, value in zip(node.args, args))
+        def join_with_projected_operand(args: tuple, kwargs: dict) -> Any:
+            new_args = tuple(projection(value) if arg is operand else value for arg, value in zip(node.args, args))
             return run_op(node, new_args, kwargs)
 
         module = node.meta.get("module_path", "")
         where = f"{module} ({node.meta.get('module_type')})" if module else "the model"
+        side = "skip" if operand is join.skip else "transform"
         fix = Fix(
-            kind="project-skip", module=module, code=spec.code(), validated=False,
-            description=f"in {where}, pass the skip through this projection before the add",
+            kind=kind, module=module, code=spec.code(), validated=False,
+            description=f"in {where}, pass the {side} through this projection before the add",
         )
-        return Candidate(fix, {node: join_with_projected_skip})
+        return Candidate(fix, {node: join_with_projected_operand})
 
-    def projection_spec(self, join: SkipJoin, skip: tuple[int, ...], transform: tuple[int, ...]) -> LayerSpec | None:
-        """A 1x1 conv with the stride (plus the transform's norm), or a Linear for feature tensors."""
-        if len(skip) != len(transform) or not skip:
+    def projection_spec(self, join: SkipJoin, source: tuple[int, ...], target: tuple[int, ...]) -> LayerSpec | None:
+        """A 1x1 conv from source to target shape with the stride (plus the transform's norm), or a Linear."""
+        if len(source) != len(target) or not source:
             return None
-        if skip[:-1] == transform[:-1]:
-            return LayerSpec("Linear", (skip[-1], transform[-1]))
-        rank = len(skip)
-        if rank not in (3, 4, 5) or skip[0] != transform[0]:
+        if source[:-1] == target[:-1]:
+            return LayerSpec("Linear", (source[-1], target[-1]))
+        rank = len(source)
+        if rank not in (3, 4, 5) or source[0] != target[0]:
             return None
         strides = []
-        for size, want in zip(skip[2:], transform[2:]):
+        for size, want in zip(source[2:], target[2:]):
             options = [s for s in range(1, 33) if (size - 1) // s + 1 == want]
             if not options:
                 return None
             strides.append(options[0])
         norm = self._last_norm(join.transform_path)
-        norm_layer = norm_spec(norm, transform[1]) if norm is not None else None
+        norm_layer = norm_spec(norm, target[1]) if norm is not None else None
         kwargs: dict[str, Any] = {"kernel_size": 1}
         if any(s != 1 for s in strides):
             kwargs["stride"] = strides[0] if len(set(strides)) == 1 else tuple(strides)
         if norm_layer is not None:
             kwargs["bias"] = False
-        conv = LayerSpec(f"Conv{rank - 2}d", (skip[1], transform[1]), kwargs)
+        conv = LayerSpec(f"Conv{rank - 2}d", (source[1], target[1]), kwargs)
         return sequential(conv, norm_layer) if norm_layer is not None else conv
 
     # -- restride-skip and resize-transform -------------------------------------------------------------
