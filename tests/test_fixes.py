@@ -156,3 +156,23 @@ def test_a_fix_that_breaks_the_rest_of_the_model_is_not_validated():
     findings = reslint.check(Model(), torch.randn(2, 16)).findings
     rl001 = [f for f in findings if f.code == "RL001"]
     assert len(rl001) == 1 and rl001[0].fix is not None and not rl001[0].fix.validated
+
+
+def test_project_transform_when_no_layer_of_the_transform_can_be_resized():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(8, 32, 3, padding=1)
+            self.out = nn.Identity()  # its output projection was lost
+            self.head = nn.Conv2d(8, 3, 1)  # the rest of the model wants 8 channels: the skip is right
+
+        def forward(self, x):
+            B, _, H, W = x.shape
+            y = self.conv(x).view(B, 16, 2, H, W).sum(2)  # grouped sum: 32 -> 16 channels
+            return self.head(x + self.out(y))
+
+    model = Block()
+    finding, = reslint.check(model, torch.randn(2, 8, 8, 8)).findings
+    fix = finding.fix
+    assert (fix.kind, fix.code, fix.validated) == ("project-transform", "nn.Conv2d(16, 8, kernel_size=1)", True)
+    assert fixed_runs(model, fix, "out", torch.randn(2, 8, 8, 8)).shape == (2, 3, 8, 8)
