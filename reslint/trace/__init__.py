@@ -39,8 +39,8 @@ def trace(model: nn.Module, inputs: tuple[Any, ...], frontend: str = "auto") -> 
     fx_error = None
     if frontend in ("auto", "fx"):
         try:
-            gm = trace_fx(model)
-            return Traced(_propagate(gm, gm.graph, inputs, model), "fx")
+            graph = trace_fx(model)
+            return Traced(_propagate(model, graph, inputs), "fx")
         except TargetError:
             raise
         except Exception as error:
@@ -53,12 +53,12 @@ def trace(model: nn.Module, inputs: tuple[Any, ...], frontend: str = "auto") -> 
         raise TargetError(
             f"{type(model).__name__}: forward raised {type(error).__name__}: {first_line(error)}{_where(error)}"
         ) from None
-    return Traced(_propagate(model, graph, inputs, model), "eager", fx_error)
+    return Traced(_propagate(model, graph, inputs), "eager", fx_error)
 
 
-def _propagate(root: nn.Module, graph: fx.Graph, inputs: tuple[Any, ...], model: nn.Module) -> Propagation:
+def _propagate(model: nn.Module, graph: fx.Graph, inputs: tuple[Any, ...]) -> Propagation:
     try:
-        return Propagation(root, graph, inputs).run()
+        return Propagation(model, graph, inputs).run()
     except TypeError as error:
         raise TargetError(f"{type(model).__name__}: {error}; give one --input per forward argument") from None
 
