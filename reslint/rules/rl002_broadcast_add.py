@@ -11,8 +11,10 @@ position receives the same transform output, so the block is not a residual bloc
 survive for months.
 
 Adds of parameters and constants (positional embeddings, biases, layer scale) are not skip joins and
-are never reported; neither are SE-style multiplies, nor global-context blocks whose transform models
-the pooled context with its own layers before adding it back (GCNet), which broadcast on purpose.
+are never reported; neither are SE-style multiplies, global-context blocks whose transform models the
+pooled context with its own layers before adding it back (GCNet), nor outer sums of unsqueezed terms
+(decomposed relative position biases in SAM and MViTv2): they broadcast on purpose. Only an operand
+that lost dims to a reduction (pooling, a mean, a layer of width 1) is reported.
 
 ## Example
 ```python
@@ -39,7 +41,7 @@ from reslint.rules.shapes import describe_difference, where
 def check(analysis) -> Iterator[Finding]:
     for join, skip, transform in analysis.joins_of("add", failed=False):
         out = analysis.shape(join.node)
-        if out is None or skip == transform or _broadcasts_on_purpose(analysis, join, out):
+        if out is None or skip == transform or not _squeezed_by_mistake(analysis, join, out):
             continue
         message = (
             f"residual add in {where(join.node)} only works by broadcasting: skip {skip} + transform {transform} "
@@ -48,8 +50,14 @@ def check(analysis) -> Iterator[Finding]:
         yield analysis.join_finding("RL002", join, message, skip, transform)
 
 
-def _broadcasts_on_purpose(analysis, join, out: list[int]) -> bool:
-    """A context branch: after squeezing dims to 1 it still has weighted layers (GCNet, SE-with-add)."""
+def _squeezed_by_mistake(analysis, join, out: list[int]) -> bool:
+    """A broadcast operand lost dims to a reduction (pooling, a mean, a layer of width 1) and nothing
+    models the squeezed tensor afterwards.
+
+    Operands that gain size-1 dims by unsqueezing broadcast on purpose (outer sums such as decomposed
+    relative position terms); a context branch with weighted layers after its reduction (GCNet,
+    SE-with-add) does too.
+    """
     for operand, path in ((join.transform, join.transform_path), (join.skip, join.skip_path)):
         if analysis.shape(operand) == out:
             continue
@@ -57,6 +65,6 @@ def _broadcasts_on_purpose(analysis, join, out: list[int]) -> bool:
         if reduction is None:
             continue
         after = path[path.index(reduction) + 1 :]
-        if any(analysis.join_finder.is_weighted(node) for node in after):
+        if not any(analysis.join_finder.is_weighted(node) for node in after):
             return True
     return False
