@@ -362,6 +362,7 @@ def finding_record(finding: Any) -> dict:
 
 # -- mutations (child) -------------------------------------------------------------------------------
 
+SKIP_CODES = ("RL001", "RL003")
 FORCE_ON = ("has_skip", "use_res_connect", "apply_residual", "use_shortcut", "add_identity", "has_residual",
             "use_residual", "residual", "shortcut")
 FORCE_OFF = ("no_skip", "noskip")
@@ -443,8 +444,43 @@ def mutate_child(case_id: str, max_sites: int) -> None:
     if baseline is not None:
         emit({"kind": "baseline-crash", "id": case_id, "crash": baseline})
         return
+    singles = []
     for site in chosen:
-        emit(check_mutant(case_id, model, inputs, site))
+        record = check_mutant(case_id, model, inputs, site)
+        emit(record)
+        singles.append((site, record))
+    hits = [(site, record) for site, record in singles if record["outcome"] == "hit"]
+    if len(hits) >= 2:
+        emit(check_double(case_id, model, inputs, hits))
+
+
+def check_double(case_id: str, model: Any, inputs: tuple, hits: list[tuple[Site, dict]]) -> dict:
+    """Plant the first and the last bug (in module order) at once: both must be reported.
+
+    Eager execution stops at the first; "never stop at the first error" says reslint does not.
+    """
+    order = {path: i for i, (path, _) in enumerate(model.named_modules())}
+    (first, first_record), (last, last_record) = min(hits, key=lambda h: order[h[0].block]), max(hits, key=lambda h: order[h[0].block])
+    replacement = {site.label: record["replacement"] for site, record in hits}
+    record: dict[str, Any] = {"kind": "double", "id": case_id, "sites": [first.label, last.label],
+                              "expected": [first_record["crash"]["module"], last_record["crash"]["module"]]}
+    values = [None if replacement[site.label] == "None" else replacements(site)[0] for site in (first, last)]
+    with mutated(model, first, values[0]), mutated(model, last, values[1]):
+        try:
+            result = analyze_model_for(model, inputs, f"{case_id} [{first.label} + {last.label}]")
+        except Exception as error:
+            return dict(record, outcome="lint-error", error=f"{type(error).__name__}: {_one_line(error)}")
+    found = {f.module for f in result.findings if f.code in SKIP_CODES}
+    reported = [module in found for module in record["expected"]]
+    record.update(reported=reported, outcome="both" if all(reported) else "first-only" if reported[0] else "not-both",
+                  joins=result.joins, findings=[finding_record(f) for f in result.findings], notes=result.notes)
+    return record
+
+
+def analyze_model_for(model: Any, inputs: tuple, label: str) -> Any:
+    from reslint.analyze import analyze_model
+
+    return analyze_model(model, inputs, label, frontend="auto")
 
 
 def check_mutant(case_id: str, model: Any, inputs: tuple, site: Site) -> dict:
@@ -469,7 +505,7 @@ def check_mutant(case_id: str, model: Any, inputs: tuple, site: Site) -> dict:
             except Exception as error:
                 record.update(outcome="lint-error", error=f"{type(error).__name__}: {_one_line(error)}", traceback=traceback_tail(error))
                 break
-            record.update(frontend=result.frontend, findings=[finding_record(f) for f in result.findings])
+            record.update(frontend=result.frontend, joins=result.joins, findings=[finding_record(f) for f in result.findings])
             record["outcome"] = judge(crash, site, result.findings)
             break
     record["seconds"] = round(time.perf_counter() - started, 2)
@@ -481,7 +517,7 @@ def judge(crash: dict, site: Site, findings: list) -> str:
     if not crash["join"]:
         return "crash-not-at-join"
     expected = crash["module"]
-    skip_codes = [f for f in findings if f.code in ("RL001", "RL003")]
+    skip_codes = [f for f in findings if f.code in SKIP_CODES]
     return "hit" if any(f.module == expected for f in skip_codes) else "miss"
 
 
@@ -541,7 +577,8 @@ def progress_word(mode: str, run: dict) -> str:
     if mode == "lint":
         row = lint_row(run)
         return f"{row['status']} {row['frontend'] or ''} joins={row['joins']} findings={len(row['findings'])}".strip()
-    outcomes = collections.Counter(r.get("outcome", r["kind"]) for r in run["records"] if r["kind"] != "sites")
+    outcomes = collections.Counter(r.get("outcome", r["kind"]) if r["kind"] != "double" else "double-" + r["outcome"]
+                                   for r in run["records"] if r["kind"] != "sites")
     return ", ".join(f"{k}={v}" for k, v in outcomes.items()) + (f" [{run['failure']}]" if run["failure"] else "") or "no sites"
 
 
@@ -616,8 +653,10 @@ def finding_line(f: dict) -> str:
     return f"{f['code']} at {f['where']} module `{f['module']}` ({f['module_type']}): {f['message']}; {fix_text}"
 
 
-def mutation_report(runs: list[dict]) -> tuple[str, str]:
+def mutation_report(runs: list[dict], clean_joins: dict[str, int]) -> tuple[str, str]:
     mutants = [r for run in runs for r in run["records"] if r["kind"] == "mutant"]
+    doubles = [r for run in runs for r in run["records"] if r["kind"] == "double"]
+    both = [d for d in doubles if d["outcome"] == "both"]
     outcomes = collections.Counter(m["outcome"] for m in mutants)
     hits = [m for m in mutants if m["outcome"] == "hit"]
     counted = [m for m in mutants if m["outcome"] in ("hit", "miss", "lint-error")]
@@ -629,6 +668,7 @@ def mutation_report(runs: list[dict]) -> tuple[str, str]:
         f"models with sites: {len(with_sites)}; mutants: {len(mutants)} ({_counts(outcomes)}); "
         f"recall: {len(hits)}/{len(counted)} ({100 * len(hits) / max(len(counted), 1):.1f}%); "
         f"validated fixes: {len(validated)}/{len(hits)} ({100 * len(validated) / max(len(hits), 1):.1f}%); "
+        f"double mutants with both bugs reported: {len(both)}/{len(doubles)}; "
         f"baseline crashes on meta: {len(baseline)}; child failures: {sum(1 for run in runs if run['failure'])}"
     )
     lines = ["| model | site | mutation | outcome | eager crash | reslint |", "| --- | --- | --- | --- | --- | --- |"]
@@ -648,6 +688,14 @@ def mutation_report(runs: list[dict]) -> tuple[str, str]:
         details.append(f"- {m['id']} {m['site']}: {finding_line(hit_finding(m))}")
     details += ["", "### Hits reported at a module other than the mutated block", ""]
     details += [f"- {m['id']} {m['site']}: crash and finding in `{m['crash']['module']}`" for m in off_block] or ["- none"]
+    details += ["", "### Double mutants where a bug went unreported", ""]
+    for d in (d for d in doubles if d["outcome"] != "both"):
+        details.append(f"- {d['id']} {' + '.join(d['sites'])}: expected RL001/RL003 at {d['expected']}, reported {d.get('reported')}; "
+                       f"joins {d.get('joins')} (clean model: {clean_joins.get(d['id'], '?')}); "
+                       f"findings: {', '.join(f['code'] + '@' + f['module'] for f in d.get('findings', [])) or 'none'}"
+                       + (f"; {d['error']}" if d.get("error") else ""))
+    if len(both) == len(doubles):
+        details.append("- none")
     details += ["", "### Baseline crashes and child failures", ""]
     details += [f"- {b['id']}: {crash_word(b['crash'])}" for b in baseline]
     details += [f"- {run['case'].id}: {run['failure']}\n```\n{run['stderr']}\n```" for run in runs if run["failure"]]
@@ -798,7 +846,7 @@ def run_zoo(args: argparse.Namespace, cases: list[Case], command: str, tested: s
     if args.mutations:
         with_sites = {row["id"] for row in rows if row.get("sites")}
         mutation_runs = run_all("mutate", [case for case in cases if case.id in with_sites], args)
-        mutation_summary, mutation_body = mutation_report(mutation_runs)
+        mutation_summary, mutation_body = mutation_report(mutation_runs, {row["id"]: row["joins"] for row in rows})
         sections.append(("Mutations", mutation_summary, mutation_body))
         raw["mutations"] = [dict(run, case=run["case"].id) for run in mutation_runs]
     sections[0] = ("Zoo", summary + f"; wall time {time.perf_counter() - started:.0f}s", body)
@@ -822,7 +870,7 @@ def report_from(path: str, output: str) -> int:
     sections = [("Zoo", summary + (f"; wall time {raw['wall']}s" if "wall" in raw else ""), body)]
     if "mutations" in raw:
         runs = [dict(run, case=Case(run["case"], run["case"].split(":")[0], "")) for run in raw["mutations"]]
-        sections.append(("Mutations", *mutation_report(runs)))
+        sections.append(("Mutations", *mutation_report(runs, {row["id"]: row["joins"] for row in raw["lint"]})))
     write_markdown(output, raw.get("command", "?"), raw.get("tested", "?"), sections)
     print(f"written to {os.path.relpath(output)}")
     return 0
