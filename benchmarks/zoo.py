@@ -540,7 +540,7 @@ def reslint_snapshot(rev: str) -> tuple[str | None, str]:
     folder = tempfile.mkdtemp(prefix="zoo-reslint-")
     archive = subprocess.run(["git", "-C", ROOT, "archive", commit, "reslint"], capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
-    return folder, f"commit {commit} ({git('log', '-1', '--format=%s', commit)[:80]})"
+    return folder, f"reslint/ at {commit}, last changed in {git('log', '-1', '--format=%h (%s)', commit, '--', 'reslint')[:100]}"
 
 
 def run_child(mode: str, case: Case, timeout: float, max_sites: int) -> dict:
@@ -607,7 +607,7 @@ def lint_report(rows: list[dict]) -> tuple[str, str]:
         f"({100 * len(reached) / max(len(rows), 1):.1f}%); frontends: "
         + ", ".join(f"{k}={v}" for k, v in sorted(frontends.items()))
         + f"; total findings: {findings} on {sum(1 for r in rows if r['findings'])} models"
-        + f" ({_counts(collections.Counter(f['code'] for r in rows for f in r['findings']))})"
+        + (f" ({_counts(collections.Counter(f['code'] for r in rows for f in r['findings']))})" if findings else "")
         + f"; error-severity findings on models that run eagerly (false positives): {len(errors_on_running)}"
         + f"; errors: {len(rows) - len(reached)}"
     )
