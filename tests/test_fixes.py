@@ -29,21 +29,6 @@ class TokenBlock(nn.Module):
         return x + self.mlp(x)
 
 
-def wrap(block, out_features):
-    """The block followed by a head that pins the block's output size, as a real model does."""
-
-    class Model(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.block = block
-            self.head = nn.LazyLinear(out_features) if False else nn.Identity()
-
-        def forward(self, x):
-            return self.block(x)
-
-    return Model()
-
-
 def fixed_runs(model, fix, attribute, example):
     parent, _, name = attribute.rpartition(".")
     owner = model.get_submodule(parent) if parent else model
