@@ -24,9 +24,9 @@ import torch.fx as fx
 from torch import nn
 
 from reslint.findings import Fix
-from reslint.joins import JoinFinder, SkipJoin
+from reslint.joins import JoinFinder, SkipJoin, join_operands
 from reslint.layers import LayerSpec, conv_spec, linear_spec, norm_spec, norm_width, sequential, stride_for
-from reslint.trace.ops import cat_tensors_and_dim
+from reslint.trace.ops import cat_tensors_and_dim, is_add
 from reslint.trace.propagate import Override, Propagation
 
 
@@ -62,6 +62,9 @@ class FixFinder:
         transform_shape = self._shape(join.transform)
         if skip_shape is None or transform_shape is None:
             return
+        reduction = self.reduction_node(join.transform_path, skip_shape)
+        if reduction is not None:  # the transform pooled away dims the skip keeps: that is the bug
+            yield self._remove_reduction(reduction)
         projection = self._last_weighted_layer(join.skip_path)
         if projection is not None:
             candidate = self._resize_chain(join.skip_path, projection, transform_shape, "restride-skip")
@@ -96,12 +99,27 @@ class FixFinder:
         except Exception:
             return False
         failing = self.prop.failing_after(delta)
-        if join.node in failing or not failing <= independent:
+        if join.node in failing or not failing <= independent or self._broadcasts_newly(delta):
             return False
         if equal_operands:
             shapes = {_shape_of(delta.values.get(n, self.prop.values.get(n))) for n in (join.skip, join.transform)}
             return len(shapes) == 1
         return True
+
+    def _broadcasts_newly(self, delta) -> bool:
+        """Some join whose operands were equal now only works by broadcasting (a fix that moves the bug on)."""
+        values = self.prop.values
+        for node in delta.values:
+            if node in delta.failures or not is_add(node):
+                continue
+            operands = join_operands(node)
+            if len(operands) != 2 or not all(n in self.joins.data for n in operands):
+                continue
+            before = {_shape_of(values.get(n)) for n in operands}
+            after = {_shape_of(delta.values.get(n, values.get(n))) for n in operands}
+            if len(before) == 1 and len(after) > 1:
+                return True
+        return False
 
     # -- RL002: broadcasting adds ---------------------------------------------------------------------
 

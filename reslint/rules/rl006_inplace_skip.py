@@ -38,7 +38,7 @@ from typing import Iterator
 
 from reslint.findings import Finding
 from reslint.rules.shapes import where
-from reslint.trace.ops import method_name
+from reslint.trace.ops import is_inplace_method, method_name
 
 INPLACE_FUNCTIONS = {operator.iadd, operator.isub, operator.imul, operator.itruediv}
 
@@ -51,7 +51,7 @@ def check(analysis) -> Iterator[Finding]:
         for user in skip.users:
             if user is join.node or user in reported or not index[skip] < index[user] < index[join.node]:
                 continue
-            if not _overwrites_first_argument(analysis, user, skip):
+            if not _overwrites_first_argument(analysis, user, skip) or not _transform_took_it_before(join, user, index):
                 continue
             reported.add(user)
             source = join.node.meta.get("source")
@@ -59,6 +59,14 @@ def check(analysis) -> Iterator[Finding]:
             what = f"{user.target} ({type(analysis.propagation.module(user)).__name__}, inplace=True)" if user.op == "call_module" else _name(user)
             message = f"in-place {what} overwrites the skip of the join in {where(join.node)}{at}: the join adds the transformed value"
             yield analysis.finding("RL006", user, message, {"skip": analysis.shape(skip)})
+
+
+def _transform_took_it_before(join, inplace, index) -> bool:
+    """The transform read the skip before the in-place op, or through it: only then do the two differ."""
+    return any(
+        node is inplace or (join.skip in node.all_input_nodes and index[node] < index[inplace])
+        for node in join.transform_path
+    )
 
 
 def _overwrites_first_argument(analysis, node, tensor) -> bool:
@@ -71,7 +79,7 @@ def _overwrites_first_argument(analysis, node, tensor) -> bool:
     if node.kwargs.get("inplace") is True:
         return True
     name = method_name(node) or (getattr(node.target, "__name__", "") if node.op == "call_function" else "")
-    return bool(name) and name.endswith("_") and not name.startswith("_") and name != "requires_grad_"
+    return is_inplace_method(name)
 
 
 def _name(node) -> str:

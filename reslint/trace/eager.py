@@ -21,8 +21,9 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
-from reslint.trace.ops import tensor_method_name
-from reslint.trace.propagate import adapt_input, is_meta_limitation, substitutes
+from reslint.trace.meta_checks import check_call
+from reslint.trace.ops import is_inplace_method, tensor_method_name
+from reslint.trace.propagate import adapt_function_input, adapt_input, is_meta_limitation, substitutes
 from reslint.where import frame_location, innermost_user_frame
 
 
@@ -91,19 +92,44 @@ class EagerRecorder(TorchFunctionMode):
         if self._in_leaf:
             return func(*args, **kwargs)
         try:
+            check_call(func, args, kwargs)
             result = func(*args, **kwargs)
         except Exception as error:
-            node = self._node("call_function", func, args, kwargs)
-            substitute = None if is_meta_limitation(error) else next(iter(substitutes(node, args, kwargs)), None)
-            if substitute is None:
-                raise StopRecording() from error
-            self._bind(substitute, node)
-            return substitute
-        if tensor_method_name(func) == "__setitem__" and isinstance(args[0], torch.Tensor):
+            return self._substitute(func, args, kwargs, error)
+        name = tensor_method_name(func)
+        if name == "__setitem__" and isinstance(args[0], torch.Tensor):
             self._bind(args[0], self._node("call_function", _setitem, args, kwargs))
-        elif _has_tensor(result):
+        elif _has_tensor(result) and not self._returns_its_input(result, args, is_inplace_method(name)):
             self._bind(result, self._node("call_function", func, args, kwargs))
         return result
+
+    def _substitute(self, func, args: tuple, kwargs: dict, error: Exception) -> Any:
+        """The value the model's code gets from an op that failed: see propagate.substitutes."""
+        node = self._node("call_function", func, args, kwargs)
+        substitute = None
+        if not is_meta_limitation(error):
+            substitute = next(iter(substitutes(node, args, kwargs)), None)
+            adapted = adapt_function_input(func, args, kwargs) if substitute is None else None
+            if adapted is not None:
+                try:
+                    substitute = func(*adapted, **kwargs)
+                except Exception:
+                    pass
+        if substitute is None:
+            raise StopRecording() from error
+        written = args[0] if args else None
+        if is_inplace_method(tensor_method_name(func)) and isinstance(written, torch.Tensor) and isinstance(substitute, torch.Tensor):
+            # `out.add_(x)` whose result the code drops: `out` itself must take the substitute's shape.
+            written.resize_(substitute.shape)
+            substitute = written
+        self._bind(substitute, node)
+        return substitute
+
+    @staticmethod
+    def _returns_its_input(result: Any, args: tuple, inplace: bool) -> bool:
+        """An op that hands back its input unchanged (nn.Identity, `x.contiguous()`, `x.float()`) makes no node:
+        rebinding the input to it would route every later read of that tensor through it."""
+        return not inplace and isinstance(result, torch.Tensor) and any(result is a for a in args)
 
     def _call_module(self, call_original, module: nn.Module, args: tuple, kwargs: dict) -> Any:
         name = self._module_names.get(id(module))
@@ -117,21 +143,30 @@ class EagerRecorder(TorchFunctionMode):
                 self._scope.pop()
         self._in_leaf += 1
         try:
-            try:
-                result = call_original(module, *args, **kwargs)
-            except Exception as error:
-                adapted = None if is_meta_limitation(error) else adapt_input(module, args)
-                if adapted is None:
-                    raise StopRecording() from error
-                result = call_original(module, *adapted, **kwargs)
+            result = self._run_layer(call_original, module, args, kwargs)
         except StopRecording:
-            self._in_leaf -= 1
             self._node("call_module", name, args, kwargs)  # the failing layer ends the graph
             raise
-        else:
+        finally:
             self._in_leaf -= 1
-        self._bind(result, self._node("call_module", name, args, kwargs))
+        if not self._returns_its_input(result, args, getattr(module, "inplace", False) is True):
+            self._bind(result, self._node("call_module", name, args, kwargs))
         return result
+
+    @staticmethod
+    def _run_layer(call_original, module: nn.Module, args: tuple, kwargs: dict) -> Any:
+        """The layer's output; if its input has the wrong shape, its output for an input it accepts."""
+        try:
+            check_call(module, args, kwargs)
+            return call_original(module, *args, **kwargs)
+        except Exception as error:
+            adapted = None if is_meta_limitation(error) else adapt_input(module, args)
+            if adapted is None:
+                raise StopRecording() from error
+            try:
+                return call_original(module, *adapted, **kwargs)
+            except Exception as retry_error:
+                raise StopRecording() from retry_error
 
     # -- nodes ------------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import sys
 import torch.fx as fx
 from torch import nn
 
+from reslint.trace.ops import is_inplace_method, method_name
 from reslint.where import frame_location, innermost_user_frame
 
 
@@ -49,4 +50,27 @@ def trace_fx(model: nn.Module) -> fx.Graph:
     The graph's call_module and get_attr targets name the model's own submodules and parameters; no
     GraphModule is built, since nothing runs its generated code (that would cost 10% of a trace).
     """
-    return LocatingTracer().trace(model)
+    graph = LocatingTracer().trace(model)
+    rebind_discarded_inplace_results(graph)
+    return graph
+
+
+def rebind_discarded_inplace_results(graph: fx.Graph) -> None:
+    """Make code after `out.add_(x)` read the add's result, as eager PyTorch does.
+
+    fx records `out.add_(x)` as a node whose result nothing uses: later code still reads `out`, the
+    node before the add. Its shape is the same when the add works, but when it fails the substitute
+    the propagation chose would never reach later layers. An in-place op whose result is used
+    (`x = self.relu(x)` with inplace=True) is left as written: later reads of the old name are what
+    RL006 warns about.
+    """
+    order = {node: i for i, node in enumerate(graph.nodes)}
+    for node in graph.nodes:
+        if node.users or not node.args or not isinstance(node.args[0], fx.Node):
+            continue
+        if not is_inplace_method(method_name(node)):
+            continue
+        written = node.args[0]
+        for user in list(written.users):
+            if order[user] > order[node]:
+                user.replace_input_with(written, node)

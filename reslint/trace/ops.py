@@ -53,6 +53,13 @@ def method_name(node: fx.Node) -> str | None:
     return None
 
 
+def is_inplace_method(name: str | None) -> bool:
+    """`add_`, `relu_`, `__iadd__`: a Tensor method that writes into its first argument."""
+    if not name or name == "requires_grad_":
+        return False
+    return (name.endswith("_") and not name.startswith("_")) or (name.startswith("__i") and name.endswith("__"))
+
+
 def is_add(node: fx.Node) -> bool:
     return (node.op == "call_function" and node.target in ADD_FUNCTIONS) or method_name(node) in ADD_NAMES
 

@@ -19,6 +19,7 @@ import torch.fx as fx
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
+from reslint.trace.meta_checks import check_call
 from reslint.trace.ops import cat_tensors_and_dim, is_cat, is_elementwise
 
 UNKNOWN = type("Unknown", (), {"__repr__": lambda self: "UNKNOWN"})()
@@ -137,6 +138,7 @@ class Propagation:
             return value, failure
 
     def _run_op(self, node: fx.Node, args: tuple, kwargs: dict) -> Any:
+        check_call(self.module(node) if node.op == "call_module" else node.target, args, kwargs)
         return getattr(self._interpreter, node.op)(node.target, args, kwargs)
 
     def _failure(self, node: fx.Node, args: tuple, kwargs: dict, error: Exception) -> Failure:
@@ -144,14 +146,17 @@ class Propagation:
             return Failure(first_line(error), [], limitation=True)
         if node.op == "call_module":
             adapted = adapt_input(self.module(node), args)
-            candidates = []
-            if adapted is not None:
-                try:
-                    candidates.append(self._run_op(node, adapted, kwargs))
-                except Exception:
-                    pass
-            return Failure(first_line(error), candidates)
-        return Failure(first_line(error), list(substitutes(node, args, kwargs)))
+        elif node.op == "call_function":
+            adapted = adapt_function_input(node.target, args, kwargs)
+        else:
+            adapted = None
+        candidates = list(substitutes(node, args, kwargs))
+        if not candidates and adapted is not None:
+            try:
+                candidates.append(self._run_op(node, adapted, kwargs))
+            except Exception:
+                pass
+        return Failure(first_line(error), candidates)
 
     def _bind_placeholders(self, inputs: tuple[Any, ...]) -> dict[fx.Node, Any]:
         bound = {}
@@ -230,6 +235,43 @@ def adapt_input(module: nn.Module | None, args: tuple) -> tuple | None:
         shape[len(shape) - len(normalized):] = normalized
     else:
         return None
+    return (torch.empty(shape, dtype=x.dtype, device=x.device), *args[1:])
+
+
+def adapt_function_input(function: Any, args: tuple, kwargs: dict) -> tuple | None:
+    """As adapt_input, for the functional form of a layer (F.linear, F.conv2d, F.layer_norm, ...)."""
+    name = getattr(function, "__name__", "")
+    weight = args[1] if len(args) > 1 else kwargs.get("weight")
+    if name == "group_norm":  # group_norm(input, num_groups, weight, ...)
+        weight = args[2] if len(args) > 2 else kwargs.get("weight")
+        return _resized_first(args, {1: weight.shape[0]}) if isinstance(weight, torch.Tensor) else None
+    if name == "layer_norm":
+        normalized = args[1] if len(args) > 1 else kwargs.get("normalized_shape")
+        return _resized_first(args, {-i: size for i, size in enumerate(reversed(list(normalized or ())), 1)})
+    if not isinstance(weight, torch.Tensor):
+        return None
+    if name == "linear":
+        return _resized_first(args, {-1: weight.shape[-1]})
+    if name in ("conv1d", "conv2d", "conv3d"):
+        groups = args[6] if len(args) > 6 else kwargs.get("groups", 1)
+        return _resized_first(args, {1: weight.shape[1] * groups})
+    if name in ("conv_transpose1d", "conv_transpose2d", "conv_transpose3d"):
+        return _resized_first(args, {1: weight.shape[0]})
+    if name == "batch_norm":  # batch_norm(input, running_mean, ...)
+        return _resized_first(args, {1: weight.shape[0]})
+    return None
+
+
+def _resized_first(args: tuple, sizes: dict[int, int]) -> tuple | None:
+    """args with the first (a tensor) resized at the given dims."""
+    if not args or not isinstance(args[0], torch.Tensor):
+        return None
+    x = args[0]
+    shape = list(x.shape)
+    if any(not -len(shape) <= dim < len(shape) for dim in sizes):
+        return None
+    for dim, size in sizes.items():
+        shape[dim] = size
     return (torch.empty(shape, dtype=x.dtype, device=x.device), *args[1:])
 
 

@@ -1,0 +1,755 @@
+"""Differential testing: reslint's findings against eager execution of the same random models.
+
+tests/generated_models.py draws random residual models and writes each as a Python file, so every
+join has a real line. The ground truth comes from running the model eagerly on small real CPU tensors:
+the first crash and its line (the innermost frame of the traceback in the generated file), and, once
+it runs, every line where an add broadcasts its operands (a TorchFunctionMode watching the adds). Eager
+stops at the first crash while reslint reports every broken join, so the generator also knows, by
+construction, which joins are broken; the two are cross-checked by repairing each crashing block with
+the layer its author meant and running again, until the model runs. A disagreement there is a bug in
+the generator (GeneratorBug); after it, a disagreement is reslint's.
+
+Properties, on models with at most one broken join (exact) and with any number:
+- reslint's (line, code) multiset for RL001/RL002/RL003 is the ground truth, and it reports nothing
+  else: zero findings for a correct model (the models have no error outside their joins).
+- every validated fix, pasted into the model (`eval(fix.code, {"nn": torch.nn})` put at `shortcut` of
+  the block `fix.module` for project-skip, at the module path for the others), with the model's other
+  broken joins repaired, makes the model run eagerly without broadcasting.
+- in a model with one broken join, the RL001 or RL002 finding comes with a validated fix (one always exists).
+Below them, regressions the properties found, minimized by hand: each one failed before its fix.
+
+Profiles: a short one by default (CI: 25 examples per property, derandomized, not shrunk), a long one with
+RESLINT_LONG=1 (3000 examples per property) or RESLINT_LONG=N (N per property); RESLINT_SURVEY=out.jsonl
+records every disagreement instead of stopping at the first (see run_property):
+
+    .venv/bin/python -m pytest tests/test_differential.py
+    RESLINT_LONG=1 .venv/bin/python -m pytest tests/test_differential.py --hypothesis-show-statistics
+    RESLINT_LONG=1 RESLINT_SURVEY=/tmp/survey.jsonl .venv/bin/python -m pytest tests/test_differential.py
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import os
+import re
+import sys
+import tempfile
+import textwrap
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+
+import pytest
+import torch
+from generated_models import Block, ConvRes, ModelSpec, TokenRes, Wrap, models
+from hypothesis import HealthCheck, Phase, event, given, note, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+from torch.overrides import TorchFunctionMode
+
+import reslint
+from reslint.trace.ops import ADD_NAMES
+
+_LONG = os.environ.get("RESLINT_LONG", "")
+_HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much]
+settings.register_profile(
+    # No shrinking in CI, to stay fast when a property fails: the failing model is printed whole (rerun
+    # with RESLINT_LONG=1, which shrinks, for a minimal one).
+    "reslint-ci", max_examples=25, deadline=None, derandomize=True, database=None, print_blob=True,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate], suppress_health_check=_HEALTH,
+)
+settings.register_profile(
+    "reslint-long", max_examples=int(_LONG) if _LONG.isdigit() and int(_LONG) > 1 else 3000, deadline=None,
+    # Failures are replayed first on the next run; kept out of the repository.
+    database=DirectoryBasedExampleDatabase(os.path.join(tempfile.gettempdir(), "reslint-differential-db")),
+    print_blob=True, suppress_health_check=_HEALTH,
+)
+PROFILE = settings.get_profile("reslint-long" if _LONG else "reslint-ci")
+
+JOIN_CODES = ("RL001", "RL002", "RL003")
+MODULE_FIXES = ("project-skip", "restride-skip", "resize-transform", "remove-reduction")  # fixes whose code is a layer
+_DIR = tempfile.mkdtemp(prefix="reslint-differential-")
+_COUNTER = itertools.count()
+
+
+class GeneratorBug(AssertionError):
+    """Eager execution disagrees with the generator's construction: the test's bug, not reslint's."""
+
+
+# -- a generated model, built and run -----------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    spec: ModelSpec
+    path: str
+    module: ModuleType
+
+    def build(self) -> torch.nn.Module:
+        torch.manual_seed(0)
+        model = self.module.Net()
+        model.eval()
+        return model
+
+    def example(self) -> torch.Tensor:
+        return torch.randn(*self.spec.input_shape, generator=torch.Generator().manual_seed(0))
+
+    def run(self, model: torch.nn.Module) -> torch.Tensor:
+        with torch.no_grad():
+            return model(self.example())
+
+    def owners(self, model: torch.nn.Module) -> dict[int, Block]:
+        """Built module id -> the block spec it was generated from (blocks that hold a join)."""
+        return {id(model.get_submodule(b.path)): b for b in self.spec.joins()}
+
+    def numbered_source(self) -> str:
+        return "\n".join(f"{i:4d}  {line}" for i, line in enumerate(self.spec.source.splitlines(), 1))
+
+
+def load(spec: ModelSpec, directory: str = _DIR) -> Case:
+    name = f"reslint_generated_{next(_COUNTER)}"
+    path = os.path.join(directory, f"{name}.py")
+    with open(path, "w") as handle:
+        handle.write(spec.source)
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module
+    module_spec.loader.exec_module(module)
+    return Case(spec, path, module)
+
+
+def unload(case: Case, keep_file: bool) -> None:
+    sys.modules.pop(case.module.__name__, None)
+    if not keep_file:
+        os.remove(case.path)
+
+
+def crash_site(error: BaseException, path: str, owners: dict[int, Block]) -> tuple[int | None, Block | None]:
+    """The innermost line of the generated file in the traceback, and the innermost block on the stack."""
+    frames = []
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == path:
+            frames.append(tb)
+        tb = tb.tb_next
+    if not frames:
+        return None, None
+    owner = None
+    for tb in reversed(frames):
+        me = tb.tb_frame.f_locals.get("self")
+        if me is not None and id(me) in owners:
+            owner = owners[id(me)]
+            break
+    return frames[-1].tb_lineno, owner
+
+
+class BroadcastRecorder(TorchFunctionMode):
+    """Records the lines of the generated file where an add broadcasts its operands (parameters aside:
+    `x + self.pos` broadcasts over the batch on purpose)."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+        self.lines: Counter = Counter()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        name = getattr(func, "__name__", "")
+        tensors = [a for a in args[:2] if isinstance(a, torch.Tensor)]
+        if name in ADD_NAMES and len(tensors) == 2 and tensors[0].shape != tensors[1].shape:
+            if not any(isinstance(t, torch.nn.Parameter) for t in tensors):
+                frame = sys._getframe(1)
+                while frame is not None and frame.f_code.co_filename != self.path:
+                    frame = frame.f_back
+                self.lines[frame.f_lineno if frame else None] += 1
+        return result
+
+
+def broadcasts(case: Case, model: torch.nn.Module) -> Counter:
+    """Lines where the model's adds broadcast, running eagerly (the model must run)."""
+    recorder = BroadcastRecorder(case.path)
+    with recorder:
+        case.run(model)
+    return recorder.lines
+
+
+def eager_crashes(case: Case) -> tuple[list[tuple[int, Block, str]], Counter]:
+    """Run eagerly; at each crash, repair the crashing block as its author meant, and run again.
+
+    Returns the crashes, and the lines where the model, once it runs, broadcasts."""
+    model = case.build()
+    owners = case.owners(model)
+    crashes: list[tuple[int, Block, str]] = []
+    for _ in range(len(case.spec.joins()) + 1):
+        try:
+            return crashes, broadcasts(case, model)
+        except Exception as error:
+            line, owner = crash_site(error, case.path, owners)
+            message = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            if owner is None or not owner.crashes or any(owner is b for _, b, _ in crashes):
+                raise GeneratorBug(
+                    f"eager crashed at line {line} ({message}), in block {owner and owner.path!r}, "
+                    f"which the generator does not know as broken\n{case.numbered_source()}"
+                ) from error
+            crashes.append((line, owner, message))
+            owner.repair(model.get_submodule(owner.path))
+    raise GeneratorBug("the repaired model still crashes")
+
+
+def ground_truth(case: Case) -> Counter:
+    """(line, code) of every broken join: by construction, cross-checked against eager runs."""
+    crashes, broadcast_lines = eager_crashes(case)
+    by_construction = Counter((b.line, b.code) for b in case.spec.broken())
+    by_eager = Counter((line, b.code) for line, b, _ in crashes) + Counter({(line, "RL002"): n for line, n in broadcast_lines.items()})
+    if by_eager != by_construction or len(crashes) != sum(b.crashes for b in case.spec.broken()):
+        raise GeneratorBug(
+            f"eager crashes {sorted(by_eager.elements())} != construction {sorted(by_construction.elements())}\n"
+            f"{case.numbered_source()}"
+        )
+    for line, block, message in crashes:
+        note(f"eager: line {line} in {block.path} ({type(block).__name__}, {block.bug}): {message}")
+    return by_construction
+
+
+# -- applying reslint's fixes ---------------------------------------------------------------------------
+
+
+def set_module(model: torch.nn.Module, path: str, module: torch.nn.Module) -> None:
+    parent, _, name = path.rpartition(".")
+    setattr(model.get_submodule(parent), name, module)
+
+
+def apply_fix(model: torch.nn.Module, fix) -> None:
+    """Paste the fix as the user would: its code is evaluated with `nn` in scope."""
+    scope = {"nn": torch.nn}
+    if fix.kind == "project-skip":
+        model.get_submodule(fix.module).shortcut = eval(fix.code, scope)
+        return
+    assignments = [re.match(r"^([\w.]+) = (.+)$", line) for line in fix.code.splitlines()]
+    if all(assignments) and assignments:
+        for match in assignments:
+            set_module(model, match.group(1), eval(match.group(2), scope))
+    else:
+        set_module(model, fix.module, eval(fix.code, scope))
+
+
+def owner_of(finding, spec: ModelSpec) -> Block | None:
+    candidates = [b for b in spec.broken() if b.line == finding.line and b.code == finding.code]
+    exact = [b for b in candidates if b.path == finding.module]
+    return (exact or candidates or [None])[0]
+
+
+# -- the properties ----------------------------------------------------------------------------------------
+
+
+def describe(findings) -> str:
+    return "\n".join(
+        f"  {f.code} line {f.line} module {f.module!r}: {f.message}"
+        + (f"\n      fix {f.fix.kind} at {f.fix.module!r} validated={f.fix.validated}: {f.fix.code!r}" if f.fix else "")
+        for f in findings
+    ) or "  (none)"
+
+
+def check_against_eager(spec: ModelSpec, require_validated_fix: bool = False) -> None:
+    case = load(spec)
+    passed = False
+    try:
+        note(f"model source ({case.path}):\n{spec.source}")
+        truth = ground_truth(case)
+        event(f"broken joins: {sum(truth.values())}")
+        event(f"model: {spec.domain}, {len(spec.joins())} joins" + (", shape branch" if spec.shape_branch else ""))
+        for block in spec.broken():
+            event(f"broken: {type(block).__name__} {block.bug if isinstance(block, (ConvRes, TokenRes, Wrap)) else 'size'}")
+        report = reslint.check(case.build(), case.example())
+        target = report.targets[0]
+        event(f"frontend: {target.frontend}")
+        findings = report.findings
+        context = (
+            f"\nreslint said:\n{describe(findings)}\nground truth (line, code): {sorted(truth.elements())}\n"
+            f"{case.numbered_source()}"
+        )
+        assert target.status != "error", f"reslint could not analyze the model: {target.error}{context}"
+        found = Counter((f.line, f.code) for f in findings if f.code in JOIN_CODES)
+        assert found == truth, f"reslint's broken joins differ from eager execution{context}"
+        assert all(os.path.realpath(f.path) == os.path.realpath(case.path) for f in findings), f"wrong file{context}"
+        others = [f for f in findings if f.code not in JOIN_CODES]
+        assert not others, f"findings besides the broken joins (the model has no other error){context}"
+
+        for finding in findings:
+            if require_validated_fix and finding.code in ("RL001", "RL002"):
+                assert finding.fix is not None and finding.fix.validated, f"no validated fix for line {finding.line}{context}"
+            if finding.fix is None or not finding.fix.validated:
+                event(f"{finding.code} without a validated fix")
+                continue
+            event(f"{finding.code} fix: {finding.fix.kind}")
+            if finding.fix.kind not in MODULE_FIXES or finding.fix.code.startswith("#"):
+                continue  # not a layer to put in (an interpolate call to write): nothing to paste into a module
+            owner = owner_of(finding, spec)
+            model = case.build()
+            for block in spec.broken():
+                if block is not owner:
+                    block.repair(model.get_submodule(block.path))
+            try:
+                apply_fix(model, finding.fix)
+                broadcast_lines = broadcasts(case, model)
+            except Exception as error:
+                line, _ = crash_site(error, case.path, case.owners(model))
+                raise AssertionError(
+                    f"the validated fix for line {finding.line} ({finding.fix.kind} at {finding.fix.module!r}: "
+                    f"{finding.fix.code!r}) does not make the model run: {type(error).__name__} at line {line}: "
+                    f"{str(error).splitlines()[0] if str(error) else ''}{context}"
+                ) from error
+            assert not broadcast_lines, (
+                f"with the validated fix for line {finding.line} ({finding.fix.kind} at {finding.fix.module!r}: "
+                f"{finding.fix.code!r}) the model runs, but broadcasts at lines {sorted(broadcast_lines)}{context}"
+            )
+        passed = True
+    finally:
+        unload(case, keep_file=not passed)  # a failing model's file stays, for the note above
+
+
+# Survey mode (RESLINT_SURVEY=file.jsonl, with either profile): the properties record each disagreement
+# in the file and go on instead of stopping at the first (no shrinking then), so one long run lists them
+# all; test_survey_found_no_disagreements, which runs after them, then fails if any was recorded.
+SURVEY = os.environ.get("RESLINT_SURVEY")
+SURVEYED: Counter = Counter()  # examples run, per property
+DISAGREEMENTS: list[dict] = []
+
+
+def diagnose(spec: ModelSpec) -> str:
+    """For a model with several broken joins: does reslint agree on each of them alone (the others repaired)?"""
+    broken = spec.broken()
+    label = ", ".join(f"{type(b).__name__}:{b.bug}:{getattr(b, 'form', getattr(b, 'cat', ''))}" for b in broken)
+    if any(getattr(b, "form", "") == "in-place method" for b in spec.joins()):
+        label += " [model has an in-place add_]"
+    if len(broken) < 2:
+        return f"{len(broken)} broken join(s): {label}"
+    case = load(spec)
+    try:
+        alone = []
+        for block in broken:
+            model = case.build()
+            for other in broken:
+                if other is not block:
+                    other.repair(model.get_submodule(other.path))
+            try:
+                found = sorted((f.line, f.code) for f in reslint.check(model, case.example()).findings)
+            except Exception as error:  # noqa: BLE001
+                found = [type(error).__name__]
+            if found != [(block.line, block.code)]:
+                alone.append(f"{type(block).__name__}:{block.bug}:{getattr(block, 'form', getattr(block, 'cat', ''))}")
+        if not alone:
+            return f"each broken join alone agrees: the broken joins interact ({label})"
+        return "disagrees on a broken join alone: " + ", ".join(alone) + (" [model has an in-place add_]" if "[" in label else "")
+    finally:
+        unload(case, keep_file=False)
+
+
+def run_property(name: str, spec: ModelSpec, require_validated_fix: bool) -> None:
+    if not SURVEY:
+        check_against_eager(spec, require_validated_fix)
+        return
+    SURVEYED[name] += 1
+    try:
+        check_against_eager(spec, require_validated_fix)
+    except Exception as error:  # noqa: BLE001 - recorded, and failed on by test_survey_found_no_disagreements
+        kind = "generator" if isinstance(error, GeneratorBug) else "reslint"
+        record = {
+            "property": name, "kind": kind, "summary": str(error).splitlines()[0] if str(error) else type(error).__name__,
+            "diagnosis": diagnose(spec) if kind == "reslint" and isinstance(error, AssertionError) else "",
+            "input_shape": spec.input_shape, "source": spec.source, "details": f"{type(error).__name__}: {error}",
+        }
+        DISAGREEMENTS.append(record)
+        with open(SURVEY, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+@PROFILE
+@given(spec=models(max_bugs=1))
+def test_models_with_at_most_one_broken_join(spec):
+    run_property("at most one broken join", spec, require_validated_fix=True)
+
+
+@PROFILE
+@given(spec=models(max_bugs=None))
+def test_models_with_any_number_of_broken_joins(spec):
+    run_property("any number of broken joins", spec, require_validated_fix=False)
+
+
+@pytest.mark.skipif(not SURVEY, reason="survey mode only (RESLINT_SURVEY=file.jsonl)")
+def test_survey_found_no_disagreements():
+    summary = Counter((d["property"], d["kind"], d["summary"][:80], d["diagnosis"]) for d in DISAGREEMENTS)
+    lines = [f"{count:5d}  {prop} | {kind} | {text} | {why}" for (prop, kind, text, why), count in summary.most_common()]
+    with open(SURVEY, "a") as handle:
+        handle.write(json.dumps({"examples": dict(SURVEYED), "disagreements": len(DISAGREEMENTS)}) + "\n")
+    assert not DISAGREEMENTS, f"{len(DISAGREEMENTS)} disagreements in {dict(SURVEYED)} examples (see {SURVEY}):\n" + "\n".join(lines)
+
+
+# -- regressions: models the properties above found reslint wrong on, fixed since --------------------------
+#
+# Hand-minimized from models the properties generated. Lines marked `# expect: CODE` are the broken joins:
+# eager execution crashes there, one after the other as `repairs` puts in the layers the author meant
+# (test_regression_ground_truth checks that). reslint must report exactly those, and each validated fix,
+# pasted into the model with the model's other broken joins repaired, must make the model run eagerly.
+
+EAGER_BRANCH = "if x.shape[0] == 0:  # torch.fx cannot trace this: reslint's eager frontend runs\n                return x"
+
+SETTLE_LOOKAHEAD = """
+    import torch
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mlp = nn.Sequential(nn.Linear(2, 4), nn.GELU(), nn.Linear(4, 2))
+            self.inner_shortcut = nn.Linear(2, 3)  # should be nn.Linear(2, 2)
+            self.outer_shortcut = nn.Linear(2, 3)  # should be nn.Linear(2, 2)
+            self.head = nn.Linear(2, 10)
+            self.aux = nn.Linear(2, 10)
+
+        def forward(self, x):
+            out = self.mlp(x)
+            out = out + self.inner_shortcut(x)  # expect: RL001
+            out = {outer}  # expect: RL001
+            return self.head(out), self.aux(out)
+"""
+SETTLE_REPAIRS = {
+    16: lambda model: setattr(model, "inner_shortcut", torch.nn.Linear(2, 2)),
+    17: lambda model: setattr(model, "outer_shortcut", torch.nn.Linear(2, 2)),
+}
+
+STRIDED_DENSE_LAYER = """
+    import torch
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 3, 2, 1)  # a DenseNet layer with a stray stride
+            self.next = nn.Conv2d(8, 8, 3)
+
+        def forward(self, x):
+            {branch}
+            new = self.conv(x)
+            x = torch.cat([new, x], dim=1)  # expect: RL003
+            return self.next(x)
+"""
+STRIDED_DENSE_REPAIRS = {14: lambda model: setattr(model, "conv", torch.nn.Conv2d(4, 4, 3, 1, 1))}
+
+INPLACE_ADD_WRONG_TRANSFORM = """
+    import torch
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mlp = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 6))  # should end in 8
+            self.norm = nn.LayerNorm(8)
+
+        def forward(self, x):
+            {branch}
+            out = self.mlp(x)
+            {join}  # expect: RL001
+            return self.norm(out)
+"""
+
+HIDDEN_ODD_SIZE_UNET = """
+    import torch
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense = nn.Conv2d(2, 8, 3, 2, 1)  # a DenseNet layer with a stray stride
+            self.enc = nn.Conv2d(10, 6, 3, 1, 1)
+            self.down = nn.Conv2d(6, 6, 3, 2, 1)
+            self.up = nn.ConvTranspose2d(6, 6, 2, stride=2)  # 8x7 -> 4x4 -> 8x8: wrong for an odd size
+
+        def forward(self, x):
+            x = torch.cat([x, self.dense(x)], dim=1)  # expect: RL003
+            skip = self.enc(x)
+            y = self.up(self.down(skip))
+            return torch.cat([skip, y], dim=1)  # expect: RL003
+"""
+
+UNKNOWN_HIDES_FAILURES = """
+    import torch
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mlp = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 6))  # should end in 8
+            self.attn = nn.MultiheadAttention(8, 1, batch_first=True)
+            self.proj = nn.Linear(8, 4)
+            self.shortcut = nn.Identity()  # the block narrows 8 -> 4: should be nn.Linear(8, 4)
+
+        def forward(self, x):
+            x = x + self.mlp(x)  # expect: RL001
+            out = self.proj(self.attn(x, x, x, need_weights=False)[0])
+            return self.shortcut(x) + out  # expect: RL001
+"""
+
+INPLACE_ADD_THEN_JOIN = """
+    import torch
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 3, 1, 1)
+            self.shortcut = nn.Conv2d(4, 4, 1)
+            self.next = nn.Conv2d(4, 4, 3, 1, 1)
+
+        def forward(self, x):
+            out = self.conv(x)
+            out.add_(self.shortcut(x))  # a residual add written in place: correct
+            return {join}  # a DenseNet layer, or another residual block, on the block's output: correct
+"""
+
+IDENTITY_INSIDE_A_WRAPPED_BLOCK = """
+    import torch
+    from torch import nn
+
+
+    class Inner(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 3, 1, 1)
+            self.shortcut = nn.Identity()
+
+        def forward(self, x):
+            return self.conv(x) + self.shortcut(x)
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = Inner()
+            self.shortcut = nn.Conv2d(4, 4, 1, stride=2)  # should have stride 1
+
+        def forward(self, x):
+            {branch}
+            out = self.inner(x)
+            return out + self.shortcut(x)  # expect: RL001
+"""
+
+TRANSPOSED_CONV_PINS_THE_WIDTH = """
+    import torch
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 10, 3, 1, 1)  # should output 9 channels
+            self.shortcut = nn.Conv2d(4, 9, 1)
+            self.up = nn.ConvTranspose2d(9, 4, 2, stride=2)
+
+        def forward(self, x):
+            out = self.conv(x) + self.shortcut(x)  # expect: RL001
+            return self.up(out)
+"""
+
+TRANSPOSED_CONV_WRONG_IN_CHANNELS = """
+    import torch
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.down = nn.Conv2d(4, 8, 3, 2, 1)
+            self.up = nn.ConvTranspose2d(6, 4, 2, stride=2)  # should take 8 channels
+
+        def forward(self, x):
+            y = self.up(self.down(x))  # expect: RL000
+            return torch.cat([x, y], dim=1)
+"""
+
+REGRESSIONS = {
+    # name: (source, input shape, {line of a broken join: repair of a built model})
+    "settle-lookahead-control": (SETTLE_LOOKAHEAD.replace("{outer}", "out + self.outer_shortcut(x)"), (2, 5, 2), SETTLE_REPAIRS),
+    "settle-lookahead": (SETTLE_LOOKAHEAD.replace("{outer}", "self.outer_shortcut(x) + out"), (2, 5, 2), SETTLE_REPAIRS),
+    "strided-dense-fx": (STRIDED_DENSE_LAYER.replace("{branch}", "pass"), (2, 4, 4, 4), STRIDED_DENSE_REPAIRS),
+    "strided-dense-eager": (STRIDED_DENSE_LAYER.replace("{branch}", EAGER_BRANCH), (2, 4, 4, 4), {15: STRIDED_DENSE_REPAIRS[14]}),
+    "augmented-add-control": (
+        INPLACE_ADD_WRONG_TRANSFORM.replace("{branch}", "pass").replace("{join}", "out += x"), (2, 5, 8),
+        {14: lambda model: model.mlp.__setitem__(2, torch.nn.Linear(16, 8))},
+    ),
+    "inplace-add-fx": (
+        INPLACE_ADD_WRONG_TRANSFORM.replace("{branch}", "pass").replace("{join}", "out.add_(x)"), (2, 5, 8),
+        {14: lambda model: model.mlp.__setitem__(2, torch.nn.Linear(16, 8))},
+    ),
+    "inplace-add-eager": (
+        INPLACE_ADD_WRONG_TRANSFORM.replace("{branch}", EAGER_BRANCH).replace("{join}", "out.add_(x)"), (2, 5, 8),
+        {15: lambda model: model.mlp.__setitem__(2, torch.nn.Linear(16, 8))},
+    ),
+    "inplace-add-then-cat": (INPLACE_ADD_THEN_JOIN.replace("{join}", "torch.cat([out, self.next(out)], dim=1)"), (2, 4, 6, 6), {}),
+    "inplace-add-then-add": (INPLACE_ADD_THEN_JOIN.replace("{join}", "out + self.next(out)"), (2, 4, 6, 6), {}),
+    "identity-inside-fx": (IDENTITY_INSIDE_A_WRAPPED_BLOCK.replace("{branch}", "pass"), (2, 4, 8, 8), {
+        24: lambda model: setattr(model, "shortcut", torch.nn.Conv2d(4, 4, 1)),
+    }),
+    "identity-inside-eager": (IDENTITY_INSIDE_A_WRAPPED_BLOCK.replace("{branch}", EAGER_BRANCH), (2, 4, 8, 8), {
+        25: lambda model: setattr(model, "shortcut", torch.nn.Conv2d(4, 4, 1)),
+    }),
+    "transposed-conv-pins-width": (TRANSPOSED_CONV_PINS_THE_WIDTH, (2, 4, 8, 8), {
+        13: lambda model: setattr(model, "conv", torch.nn.Conv2d(4, 9, 3, 1, 1)),
+    }),
+    "transposed-conv-in-channels": (TRANSPOSED_CONV_WRONG_IN_CHANNELS, (2, 4, 8, 8), {
+        12: lambda model: setattr(model, "up", torch.nn.ConvTranspose2d(8, 4, 2, stride=2)),
+    }),
+    "hidden-odd-size-unet": (HIDDEN_ODD_SIZE_UNET, (2, 2, 8, 7), {
+        14: lambda model: setattr(model, "dense", torch.nn.Conv2d(2, 8, 3, 1, 1)),
+        17: lambda model: setattr(model, "up", torch.nn.Sequential(torch.nn.Upsample(size=(8, 7)), torch.nn.Conv2d(6, 6, 1))),
+    }),
+    "unknown-hides-failures": (UNKNOWN_HIDES_FAILURES, (2, 5, 8), {
+        14: lambda model: model.mlp.__setitem__(2, torch.nn.Linear(16, 8)),
+        16: lambda model: setattr(model, "shortcut", torch.nn.Linear(8, 4)),
+    }),
+}
+
+
+def load_regression(name: str) -> tuple[ModuleType, str, list[tuple[int, str]], torch.Tensor, dict[int, Callable]]:
+    source, input_shape, repairs = REGRESSIONS[name]
+    source = textwrap.dedent(source).lstrip("\n")
+    module_name = f"reslint_regression_{next(_COUNTER)}"
+    path = os.path.join(_DIR, f"{module_name}.py")
+    with open(path, "w") as handle:
+        handle.write(source)
+    module_spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    expected = sorted(
+        (i, code) for i, line in enumerate(source.splitlines(), 1) for code in re.findall(r"# expect: (RL\d{3})", line)
+    )
+    example = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
+    return module, source, expected, example, repairs
+
+
+@pytest.mark.parametrize("name", REGRESSIONS)
+def test_regression_ground_truth(name):
+    """The test's side of each regression: eager crashes at each marked line in turn, and runs once all are repaired."""
+    module, _, expected, example, repairs = load_regression(name)
+    path = module.__file__
+    model = module.Net().eval()
+    crashed = []
+    for _ in range(len(expected) + 1):
+        try:
+            with torch.no_grad():
+                model(example)
+            break
+        except Exception as error:  # noqa: BLE001
+            line, _ = crash_site(error, path, {})
+            crashed.append(line)
+            assert line in repairs, f"eager crashed at unexpected line {line}: {error}"
+            repairs[line](model)
+    assert crashed == [line for line, _ in expected]
+
+
+def check_regression(name: str) -> None:
+    module, source, expected, example, repairs = load_regression(name)
+    report = reslint.check(module.Net().eval(), example)
+    numbered = "\n".join(f"{i:4d}  {line}" for i, line in enumerate(source.splitlines(), 1))
+    context = f"\nreslint said:\n{describe(report.findings)}\n{numbered}"
+    assert sorted((f.line, f.code) for f in report.findings) == expected, context
+    for finding in report.findings:
+        if finding.fix is None or not finding.fix.validated or finding.fix.kind not in MODULE_FIXES:
+            continue
+        model = module.Net().eval()
+        for line, repair in repairs.items():
+            if line != finding.line:
+                repair(model)
+        apply_fix(model, finding.fix)
+        with torch.no_grad():
+            model(example)  # raises if the validated fix does not make the model run
+
+
+def test_two_wrong_skips_transform_first_later_join():
+    """The control for the next test: with the later join written `out + skip`, both broken joins are found."""
+    check_regression("settle-lookahead-control")
+
+
+def test_two_wrong_skips_skip_first_later_join():
+    """Only the operand order of the second add differs. settle used to rank the first add's substitutes with
+    the second add on its default substitute (its left operand, the skip, width 3): both heads failed, and
+    reslint reported two RL000, missed the second add, and 'validated' a fix that left the model crashing.
+    Now later failing joins take their preferred side during the trials, and do not count as evidence."""
+    check_regression("settle-lookahead")
+
+
+def test_strided_dense_layer_fx():
+    check_regression("strided-dense-fx")
+
+
+def test_strided_dense_layer_eager_frontend():
+    """The eager frontend runs the model on the cat's substitute (the strided `new`'s 2x2) and `next` fails
+    on it twice (as is, and on adapt_input's retry). The second error used to escape the recorder as a
+    plain RuntimeError, and reslint.check raised TargetError instead of reporting RL003."""
+    check_regression("strided-dense-eager")
+
+
+def test_augmented_add_with_wrong_transform_width():
+    """The control: `out += x` is found, fixed by resize-transform, and nothing else is reported."""
+    check_regression("augmented-add-control")
+
+
+@pytest.mark.parametrize("frontend", ["fx", "eager"])
+def test_inplace_add_method_with_wrong_transform_width(frontend):
+    """`out.add_(x)` with its result dropped: later code reads `out`. The graph used to keep `out` as the
+    mlp's output (width 6), so the add's settled shape (8) never reached `norm`: a false RL000, and a
+    'validated' fix under which the model still crashed."""
+    check_regression(f"inplace-add-{frontend}")
+
+
+def test_a_wrong_substitute_hides_a_later_broken_concat():
+    """Eager, with the dense layer fixed, crashes at the U-Net cat (8x7 vs 8x8). reslint used to settle the first
+    cat on the strided operand's 4x4 (4x4 -> 2x2 -> 4x4 lines up by chance: fewer failures), missing the
+    second. A later join that works, or fails, is no evidence for a substitute: only layers that reject it are."""
+    check_regression("hidden-odd-size-unet")
+
+
+def test_a_substitute_that_stops_propagation_hides_later_failures():
+    """Settling the first add on the transform's width 6 makes `attn` fail with no substitute, so everything
+    after is unknown. Counting only failures, that tied with the right choice (width 8); unknown nodes now
+    count against a substitute."""
+    check_regression("unknown-hides-failures")
+
+
+@pytest.mark.parametrize("join", ["cat", "add"])
+def test_inplace_add_before_the_next_join_is_not_rl006(join):
+    """`out.add_(sc)` happens before the next join reads `out` on both of its paths, so the join gets the
+    value the code means: not RL006 (the add_'s result now reaches later reads of `out`, and RL006 needs the
+    transform to have read the skip before the in-place op, or through it)."""
+    check_regression(f"inplace-add-then-{join}")
+
+
+def test_identity_shortcut_inside_the_transform_fx():
+    """The control: fx finds the outer add, with the shortcut as its skip and a restride-skip fix."""
+    check_regression("identity-inside-fx")
+
+
+def test_identity_shortcut_inside_the_transform_eager_frontend():
+    """nn.Identity returns its input object. The eager recorder used to rebind that tensor to the Identity
+    node, so the outer `self.shortcut(x)` read x through Inner's Identity: skip and transform were swapped,
+    and the 'validated' fix left the model crashing."""
+    check_regression("identity-inside-eager")
+
+
+def test_a_transposed_conv_after_the_join_pins_its_width():
+    """torch's meta kernel for conv_transpose accepts any number of input channels (CPU raises); reslint
+    checks them itself, so `up` rejects the transform's 10 channels and the fix gives the skip 9."""
+    check_regression("transposed-conv-pins-width")
+
+
+def test_a_transposed_conv_with_the_wrong_in_channels_is_rl000():
+    """The same gap outside any join: the model cannot run, and reslint reports RL000 there."""
+    check_regression("transposed-conv-in-channels")
