@@ -20,7 +20,7 @@ from reslint.load import BuiltModel
 from reslint.noqa import is_suppressed
 from reslint.rules import RULES, load_check, selected_codes
 from reslint.settle import settle
-from reslint.trace import Traced, retrace, trace
+from reslint.trace import Traced, rerecorded, retrace, trace
 from reslint.trace.propagate import Propagation
 from reslint.where import display_path
 
@@ -103,22 +103,52 @@ def analyze_model(
     result.timings["trace"] = round(time.perf_counter() - started, 4)
 
     started = time.perf_counter()
+    traced, join_finder, joins = settled(model, inputs, traced)
     propagation = traced.propagation
-    join_finder = JoinFinder(propagation)
-    joins = list(join_finder.joins())
-    settle(propagation, joins)
     propagation.annotate()
     analysis = Analysis(target, model, inputs, traced, join_finder, joins, FixFinder(propagation, join_finder), options or {})
     for code in selected_codes(select, ignore):
         result.findings.extend(f for f in load_check(code)(analysis) if not is_suppressed(f))
     result.findings.sort(key=lambda f: (f.path, f.line, f.column, f.code))
     result.joins = len(joins)
-    for node, failure in propagation.failures.items():
-        if failure.limitation:
-            result.notes.append(f"shapes are unknown after {node.name} ({failure.message}); later joins were not checked")
+    result.notes.extend(truncation_notes(propagation))
     result.status = "findings" if result.findings else "ok"
     result.timings["analyze"] = round(time.perf_counter() - started, 4)
     return result
+
+
+def settled(model: nn.Module, inputs: tuple[Any, ...], traced: Traced, rerecordings: int = 3) -> tuple[Traced, JoinFinder, list[SkipJoin]]:
+    """Joins found and substitutes settled; an eager recording is redone until it ran on the settled ones."""
+    while True:
+        join_finder = JoinFinder(traced.propagation)
+        joins = list(join_finder.joins())
+        settle(traced.propagation, joins)
+        again = rerecorded(model, traced, inputs) if rerecordings else None
+        if again is None:
+            return traced, join_finder, joins
+        traced, rerecordings = again, rerecordings - 1
+
+
+def truncation_notes(propagation: Propagation) -> list[str]:
+    """Where the analysis could not go on: ops that failed with nothing to stand in for their result."""
+    notes = []
+    for node, failure in propagation.failures.items():
+        if failure.candidates and not failure.limitation:
+            continue
+        if not any(user for user in node.users if user.op != "output"):
+            unchecked = "nothing after it was recorded" if failure.limitation else "the model's run could not go on"
+        else:
+            unchecked = "joins after it were not checked"
+        why = "torch cannot run it on meta tensors" if failure.limitation else "nothing could stand in for its result"
+        notes.append(f"shapes are unknown after {describe_node(node)} ({failure.message}): {why}; {unchecked}")
+    return notes
+
+
+def describe_node(node: fx.Node) -> str:
+    source = node.meta.get("source")
+    module = node.meta.get("module_path")
+    at = f"{display_path(source.path)}:{source.line}" if source else node.name
+    return f"{at} in {module}" if module else at
 
 
 def analyze_built(

@@ -13,7 +13,7 @@ import torch.fx as fx
 from torch import nn
 
 from reslint.errors import TargetError
-from reslint.trace.eager import record_eager
+from reslint.trace.eager import changed_choices, record_eager
 from reslint.trace.fx_frontend import trace_fx
 from reslint.trace.propagate import Propagation, first_line
 from reslint.where import display_path, traceback_user_location
@@ -33,6 +33,24 @@ def retrace(model: nn.Module, traced: Traced, inputs: tuple[Any, ...]) -> Propag
     if traced.frontend == "fx":
         return Propagation(traced.propagation.root, traced.propagation.graph, inputs).run()
     return Propagation(model, record_eager(model, inputs), inputs).run()
+
+
+def rerecorded(model: nn.Module, traced: Traced, inputs: tuple[Any, ...]) -> Traced | None:
+    """An eager recording redone with the substitutes settle chose, if they differ from those it ran on.
+
+    The model's code after a failing op ran on the substitute the recorder handed it; when settle
+    prefers another, the rest of the run (its control flow, its later failures) must be recorded again.
+    """
+    if traced.frontend != "eager":
+        return None
+    choices = changed_choices(traced.propagation.graph, traced.propagation.chosen)
+    if choices is None:
+        return None
+    try:
+        graph = record_eager(model, inputs, choices)
+    except Exception:
+        return None  # keep what the first recording found
+    return Traced(_propagate(model, graph, inputs), "eager", traced.fx_error)
 
 
 def trace(model: nn.Module, inputs: tuple[Any, ...], frontend: str = "auto") -> Traced:

@@ -46,10 +46,16 @@ def is_leaf_module(module: nn.Module) -> bool:
     return (origin.startswith("torch.nn") or origin.startswith("torch.ao.nn")) and not isinstance(module, nn.Sequential)
 
 
+SubstituteKey = tuple
+"""Which failing op of a recording: (module path, source location, op, occurrence), stable across recordings."""
+
+
 class EagerRecorder(TorchFunctionMode):
-    def __init__(self, root: nn.Module):
+    def __init__(self, root: nn.Module, choices: dict[SubstituteKey, int] | None = None):
         super().__init__()
         self.root = root
+        self.choices = choices or {}  # which substitute to hand the model's code at a failing op (default: the first)
+        self._occurrences: dict[tuple, int] = {}
         self.graph = fx.Graph()
         self.node_of: dict[int, fx.Node] = {}
         self._alive: list[torch.Tensor] = []  # recorded tensors stay alive, so their ids stay unique
@@ -108,7 +114,9 @@ class EagerRecorder(TorchFunctionMode):
         node = self._node("call_function", func, args, kwargs)
         substitute = None
         if not is_meta_limitation(error):
-            substitute = next(iter(substitutes(node, args, kwargs)), None)
+            candidates = list(substitutes(node, args, kwargs))
+            pick = self._pick(node, len(candidates))
+            substitute = candidates[pick] if candidates else None
             adapted = adapt_function_input(func, args, kwargs) if substitute is None else None
             if adapted is not None:
                 try:
@@ -124,6 +132,15 @@ class EagerRecorder(TorchFunctionMode):
             substitute = written
         self._bind(substitute, node)
         return substitute
+
+    def _pick(self, node: fx.Node, count: int) -> int:
+        """The substitute chosen for this failing op, and the key that names it for the next recording."""
+        where = (node.meta["module_path"], str(node.meta["source"]), getattr(node.target, "__name__", str(node.target)))
+        occurrence = self._occurrences[where] = self._occurrences.get(where, -1) + 1
+        node.meta["substitute_key"] = (*where, occurrence)
+        pick = self.choices.get(node.meta["substitute_key"], 0)
+        node.meta["substitute_pick"] = pick = pick if pick < count else 0
+        return pick
 
     @staticmethod
     def _returns_its_input(result: Any, args: tuple, inplace: bool) -> bool:
@@ -211,6 +228,18 @@ def _has_tensor(value: Any) -> bool:
     return isinstance(value, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in value)
 
 
-def record_eager(model: nn.Module, inputs: tuple[Any, ...]) -> fx.Graph:
-    """Run the model on meta inputs and return the graph of what it did."""
-    return EagerRecorder(model).record(inputs)
+def record_eager(model: nn.Module, inputs: tuple[Any, ...], choices: dict[SubstituteKey, int] | None = None) -> fx.Graph:
+    """Run the model on meta inputs and return the graph of what it did.
+
+    `choices` names, for failing ops of an earlier recording, which substitute the model's code gets
+    (the one settle chose), so that what runs after them is what the analysis settled on.
+    """
+    return EagerRecorder(model, choices).record(inputs)
+
+
+def changed_choices(graph: fx.Graph, chosen: dict[fx.Node, int]) -> dict[SubstituteKey, int] | None:
+    """The choices for a new recording, if settle chose other substitutes than the recording used."""
+    keyed = [(n.meta["substitute_key"], n.meta["substitute_pick"], chosen.get(n, 0)) for n in graph.nodes if "substitute_key" in n.meta]
+    if all(used == wanted for _, used, wanted in keyed):
+        return None
+    return {key: wanted for key, _, wanted in keyed}

@@ -91,7 +91,7 @@ class Propagation:
             return delta
         starts = [self.index[n] for n in [*overrides, *(chosen or {})]]
         changed: set[fx.Node] = set()
-        env = _Layered(delta.values, self.values)
+        env = Layered(delta.values, self.values)
         for node in self.nodes[min(starts):]:
             forced = node in overrides or (chosen is not None and node in chosen)
             if not forced and not any(arg in changed for arg in node.all_input_nodes):
@@ -192,8 +192,10 @@ class Propagation:
 def substitutes(node: fx.Node, args: tuple, kwargs: dict) -> Iterable[Any]:
     """Values a failing op could have had, had its operands agreed; the first is the default.
 
-    For an elementwise op, one per tensor operand: the result shaped like that operand. For cat, the
-    same but keeping each operand's size along the concatenated dim.
+    For an elementwise op, one per tensor operand: the result shaped like that operand; but if the
+    operands broadcast (an in-place `out += x` cannot grow `out`), only the broadcast shape, which is
+    what the written add computes. For cat, one per operand, keeping each one's size along the
+    concatenated dim.
     """
     if is_cat(node):
         tensors, dim = cat_tensors_and_dim(args, kwargs)
@@ -203,9 +205,16 @@ def substitutes(node: fx.Node, args: tuple, kwargs: dict) -> Iterable[Any]:
             if isinstance(reference, torch.Tensor):
                 yield torch.cat([_conform(t, reference, keep_dim=dim) for t in tensors], dim=dim)
     elif is_elementwise(node):
-        for reference in args:
-            if isinstance(reference, torch.Tensor):
-                yield torch.empty_like(reference)
+        tensors = [a for a in args if isinstance(a, torch.Tensor)]
+        try:
+            broadcast = torch.broadcast_shapes(*(t.shape for t in tensors))
+        except RuntimeError:
+            broadcast = None
+        if broadcast is not None and tensors:
+            yield torch.empty(broadcast, dtype=tensors[0].dtype, device=tensors[0].device)
+            return
+        for reference in tensors:
+            yield torch.empty_like(reference)
 
 
 def _conform(tensor: Any, reference: torch.Tensor, keep_dim: int) -> Any:
@@ -228,6 +237,10 @@ def adapt_input(module: nn.Module | None, args: tuple) -> tuple | None:
         shape[1] = module.num_channels
     elif isinstance(module, torch.nn.Linear) and x.dim() >= 1:
         shape[-1] = module.in_features
+    elif isinstance(module, torch.nn.MultiheadAttention):
+        widths = (module.embed_dim, module.kdim, module.vdim)
+        resized = [_resized_first((a,), {-1: w})[0] if isinstance(a, torch.Tensor) and a.dim() else a for a, w in zip(args, widths)]
+        return (*resized, *args[3:])
     elif isinstance(module, torch.nn.LayerNorm):
         normalized = list(module.normalized_shape)
         if x.dim() < len(normalized):
@@ -311,7 +324,7 @@ def first_line(error: Exception) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-class _Layered(dict):
+class Layered(dict):
     """Reads from the recomputed values first, then from the base run (a two-level ChainMap, faster)."""
 
     def __init__(self, top: dict, base: dict):
