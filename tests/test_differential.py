@@ -575,7 +575,97 @@ TRANSPOSED_CONV_WRONG_IN_CHANNELS = """
             return torch.cat([x, y], dim=1)
 """
 
+NARROW_TRANSFORM_IN_PLACE = """
+    import torch
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner_proj = nn.Linear(8, 1)  # should be nn.Linear(8, 4)
+            self.inner_shortcut = nn.Linear(8, 4)
+            self.outer_shortcut = nn.Linear(8, 4)
+
+        def forward(self, x):
+            out = self.inner_proj(x)
+            out += self.inner_shortcut(x)  # expect: RL001
+            return self.outer_shortcut(x).add(out)
+"""
+
+POOLED_TRANSFORM_IN_PLACE = """
+    import torch
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 3, 1, 1)
+            self.pool = nn.AdaptiveMaxPool2d((1, 1))  # pools away what the skip keeps
+            self.next = nn.Conv2d(4, 4, 3, 1, 1)
+
+        def forward(self, x):
+            out = self.pool(self.conv(x))
+            out += x  # expect: RL001
+            return out + self.next(out)
+"""
+
+EAGER_RUN_DERAILED_BY_A_SUBSTITUTE = """
+    import torch
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense = nn.Conv2d(4, 4, 3, 4, 1)  # a DenseNet layer with a stray stride: 8x8 -> 2x2
+            self.next = nn.Conv2d(8, 6, 3)  # needs at least 3x3
+            self.body = nn.Conv2d(6, 6, 3, 1, 1)
+            self.shortcut = nn.Conv2d(6, 5, 1)  # should be nn.Conv2d(6, 6, 1)
+
+        def forward(self, x):
+            if x.shape[0] == 0:  # torch.fx cannot trace this: reslint's eager frontend runs
+                return x
+            x = torch.cat([self.dense(x), x], dim=1)  # expect: RL003
+            y = self.next(x)
+            return self.body(y) + self.shortcut(y)  # expect: RL001
+"""
+
+ATTENTION_ON_THE_WRONG_WIDTH = """
+    import torch
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Linear(8, 6)  # should be nn.Linear(8, 8)
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+            self.mlp = nn.Linear(8, 8)
+            self.shortcut = nn.Linear(8, 4)  # should be nn.Linear(8, 8)
+
+        def forward(self, x):
+            h = self.embed(x)
+            y = self.attn(h, h, h, need_weights=False)[0]  # expect: RL000
+            return self.mlp(y) + self.shortcut(y)  # expect: RL001
+"""
+
 REGRESSIONS = {
+    "narrow-transform-in-place": (NARROW_TRANSFORM_IN_PLACE, (2, 3, 8), {
+        14: lambda model: setattr(model, "inner_proj", torch.nn.Linear(8, 4)),
+    }),
+    "pooled-transform-in-place": (POOLED_TRANSFORM_IN_PLACE, (2, 4, 6, 6), {
+        14: lambda model: setattr(model, "pool", torch.nn.Identity()),
+    }),
+    "eager-run-derailed": (EAGER_RUN_DERAILED_BY_A_SUBSTITUTE, (2, 4, 8, 8), {
+        16: lambda model: setattr(model, "dense", torch.nn.Conv2d(4, 4, 3, 1, 1)),
+        18: lambda model: setattr(model, "shortcut", torch.nn.Conv2d(6, 6, 1)),
+    }),
+    "attention-on-the-wrong-width": (ATTENTION_ON_THE_WRONG_WIDTH, (2, 5, 8), {
+        15: lambda model: setattr(model, "embed", torch.nn.Linear(8, 8)),
+        16: lambda model: setattr(model, "shortcut", torch.nn.Linear(8, 8)),
+    }),
     # name: (source, input shape, {line of a broken join: repair of a built model})
     "settle-lookahead-control": (SETTLE_LOOKAHEAD.replace("{outer}", "out + self.outer_shortcut(x)"), (2, 5, 2), SETTLE_REPAIRS),
     "settle-lookahead": (SETTLE_LOOKAHEAD.replace("{outer}", "self.outer_shortcut(x) + out"), (2, 5, 2), SETTLE_REPAIRS),
@@ -669,8 +759,10 @@ def check_regression(name: str) -> None:
             if line != finding.line:
                 repair(model)
         apply_fix(model, finding.fix)
-        with torch.no_grad():
+        recorder = BroadcastRecorder(module.__file__)
+        with torch.no_grad(), recorder:
             model(example)  # raises if the validated fix does not make the model run
+        assert not recorder.lines, f"the fix for line {finding.line} makes the model broadcast at {sorted(recorder.lines)}{context}"
 
 
 def test_two_wrong_skips_transform_first_later_join():
@@ -753,3 +845,28 @@ def test_a_transposed_conv_after_the_join_pins_its_width():
 def test_a_transposed_conv_with_the_wrong_in_channels_is_rl000():
     """The same gap outside any join: the model cannot run, and reslint reports RL000 there."""
     check_regression("transposed-conv-in-channels")
+
+
+def test_a_narrow_transform_added_in_place_takes_the_broadcast_shape():
+    """`out += sc` with out [.., 1] cannot grow out. Its substitute used to be out's shape (the transform's),
+    under which the outer add broadcast silently: the 'validated' fix narrowed the inner shortcut to 1 and
+    moved the bug on. The substitute is now what the written add computes (the broadcast shape), and a fix
+    that makes another join broadcast is not validated."""
+    check_regression("narrow-transform-in-place")
+
+
+def test_a_pooled_transform_added_in_place_is_fixed_by_removing_the_pooling():
+    """The fix used to project the skip with stride (6, 6) down to 1x1, moving the bug to the next add."""
+    check_regression("pooled-transform-in-place")
+
+
+def test_the_eager_recording_reruns_on_the_settled_substitute():
+    """The eager recorder hands the model's code the cat's first substitute (the strided 2x2); `next` cannot
+    run on it and the recording used to end there, missing the add. settle prefers the skip's 8x8, and
+    the model is now recorded again on it."""
+    check_regression("eager-run-derailed")
+
+
+def test_attention_on_the_wrong_width_does_not_end_the_analysis():
+    """MultiheadAttention had no substitute: everything after it was unknown and the add was missed."""
+    check_regression("attention-on-the-wrong-width")
