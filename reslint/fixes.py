@@ -26,7 +26,7 @@ from torch import nn
 from reslint.findings import Fix
 from reslint.joins import JoinFinder, SkipJoin, join_operands
 from reslint.layers import LayerSpec, conv_spec, linear_spec, norm_spec, norm_width, sequential, stride_for
-from reslint.trace.ops import cat_tensors_and_dim, is_add
+from reslint.trace.ops import cat_tensors_and_dim, is_add, is_cat
 from reslint.trace.propagate import Override, Propagation
 
 
@@ -90,7 +90,15 @@ class FixFinder:
             delta = self.prop.recompute({}, chosen={join_node: pick}) if pick is not None else None
             failing = self.prop.failing_after(delta) if delta else set(self.prop.failures)
             common = failing if common is None else common & failing
-        return (common or set()) - {join_node}
+        # Other joins that fail as settled are bugs of their own, even if some substitute here lines them up
+        # by chance: a fix is not to be judged by them (nor by their own fix, which lines them up).
+        other_joins = {node for node in self.prop.failures if self._is_join(node)}
+        return ((common or set()) | other_joins) - {join_node}
+
+    def _is_join(self, node: fx.Node) -> bool:
+        if not (is_add(node) or is_cat(node)):
+            return False
+        return sum(1 for operand in join_operands(node) if operand in self.joins.data) >= 2
 
     def validates(self, join: SkipJoin, overrides: dict[fx.Node, Override], independent: set[fx.Node], equal_operands: bool = False) -> bool:
         """The join succeeds and nothing fails but the model's other, independent bugs."""

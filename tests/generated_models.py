@@ -41,6 +41,7 @@ ADD_FORMS = {
     "method": "out = out.add(sc)",
     "method-on-skip": "out = sc.add(out)",
     "in-place method": "out.add_(sc)",
+    "scaled": "out = sc + out * 0.5",  # a scaled residual (layer scale, DropPath at inference)
     "helper": "out = add_skip(out, sc)",
 }
 INPLACE_FORMS = {"augmented", "in-place method"}  # `out` is written in place: it cannot grow by broadcasting

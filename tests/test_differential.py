@@ -651,7 +651,29 @@ ATTENTION_ON_THE_WRONG_WIDTH = """
             return self.mlp(y) + self.shortcut(y)  # expect: RL001
 """
 
+A_LATER_JOIN_LINES_UP_WITH_THE_WRONG_FIX = """
+    import torch
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body1 = nn.Conv2d(4, 4, 3, 1, 1)
+            self.shortcut1 = nn.Conv2d(4, 4, 1, stride=2)  # should have stride 1
+            self.body2 = nn.Conv2d(4, 4, 3, 2, 1)
+            self.shortcut2 = nn.Conv2d(4, 4, 1, stride=4)  # should have stride 2
+
+        def forward(self, x):
+            a = self.body1(x) + self.shortcut1(x)  # expect: RL001
+            return self.body2(a) + self.shortcut2(x)  # expect: RL001
+"""
+
 REGRESSIONS = {
+    "later-join-lines-up-with-the-wrong-fix": (A_LATER_JOIN_LINES_UP_WITH_THE_WRONG_FIX, (2, 4, 8, 8), {
+        14: lambda model: setattr(model, "shortcut1", torch.nn.Conv2d(4, 4, 1)),
+        15: lambda model: setattr(model, "shortcut2", torch.nn.Conv2d(4, 4, 1, stride=2)),
+    }),
     "narrow-transform-in-place": (NARROW_TRANSFORM_IN_PLACE, (2, 3, 8), {
         14: lambda model: setattr(model, "inner_proj", torch.nn.Linear(8, 4)),
     }),
@@ -870,3 +892,11 @@ def test_the_eager_recording_reruns_on_the_settled_substitute():
 def test_attention_on_the_wrong_width_does_not_end_the_analysis():
     """MultiheadAttention had no substitute: everything after it was unknown and the add was missed."""
     check_regression("attention-on-the-wrong-width")
+
+
+def test_a_fix_is_not_judged_by_a_later_broken_join():
+    """The right fix for the first add (shortcut1 at stride 1) leaves the second add failing: its own bug.
+    The wrong one (body1 at stride 2) lines the second add up by chance, and used to be the fix reported as
+    validated, since only failures under every substitute of the first add were forgiven. Joins that fail
+    as settled are now bugs of their own, whatever a fix elsewhere does to them."""
+    check_regression("later-join-lines-up-with-the-wrong-fix")
