@@ -448,6 +448,42 @@ class Dense(Block):
 
 
 @dataclass(eq=False)
+class DenseBlock(Block):
+    """A DenseNet block: each layer sees the concat of the input and every earlier layer's output.
+
+    A layer with a stray stride breaks the next concat (in the loop, or the block's final one), and its
+    output is concatenated again by every later one: one bug, one broken join.
+    """
+
+    cin: int = 0
+    growth: int = 0
+    count: int = 2
+    strided: int = -1  # the layer with a stray stride, if any
+    code: str = "RL003"
+
+    def layer(self, index: int, stride: int = 1) -> str:
+        return f"nn.Conv2d({self.cin + index * self.growth}, {self.growth}, 3, {stride}, 1)"
+
+    def render(self, w: Writer, path: str) -> str:
+        self.path = path
+        layers = ", ".join(self.layer(i, 2 if i == self.strided else 1) for i in range(self.count))
+        forward = [
+            "features = [x]",
+            "for layer in self.layers:",
+            ("loop", "    features.append(torch.relu(layer(torch.cat(features, 1))))"),
+            ("final", "return torch.cat(features, 1)"),
+        ]
+        tagged = w.emit_class(f"DenseBlock{self.uid}", [f"self.layers = nn.ModuleList([{layers}])"], forward)
+        self.line = tagged["final" if self.strided == self.count - 1 else "loop"]
+        return f"DenseBlock{self.uid}()"
+
+    def repair(self, module):
+        from torch import nn
+
+        module.layers[self.strided] = eval(self.layer(self.strided), {"nn": nn})
+
+
+@dataclass(eq=False)
 class UNet(Block):
     """enc -> down -> inner stage -> up, then cat([up, enc]): broken when the up path misses the size."""
 
@@ -619,7 +655,7 @@ class Gen:
         self.blocks_left -= 1
         kinds = ["res"]
         if state.kind == "conv":
-            kinds.append("dense")
+            kinds += ["dense", "denseblock"]
             if min(state.spatial) >= 3 and depth < MAX_DEPTH:
                 kinds.append("unet")
         if depth < MAX_DEPTH:
@@ -629,6 +665,8 @@ class Gen:
             return self.conv_res(state) if state.kind == "conv" else self.token_res(state)
         if kind == "dense":
             return self.dense(state)
+        if kind == "denseblock":
+            return self.dense_block(state)
         if kind == "unet":
             return self.unet(state, depth)
         if kind == "wrap":
@@ -762,6 +800,14 @@ class Gen:
         new_hw = tuple((n + 2 * block.conv_pad - 3) // block.conv_stride + 1 for n in state.spatial)
         self._settle(block, cat_status(state.shape, shape_of("conv", block.growth, new_hw)))
         return block, State("conv", state.ch + block.growth, state.spatial)
+
+    def dense_block(self, state: State) -> tuple[Block, State]:
+        block = DenseBlock(next(self.uids), cin=state.ch, growth=self.ints(2, 6), count=self.draw(st.integers(2, 3)))
+        if max(state.spatial) >= 2 and self.want_bug():
+            block.strided = self.draw(st.integers(0, block.count - 1))
+            block.bug = f"layer {block.strided} has stride 2"
+        self._settle(block, "broken" if block.strided >= 0 else "ok")
+        return block, State("conv", state.ch + block.count * block.growth, state.spatial)
 
     def unet(self, state: State, depth: int) -> tuple[Block, State]:
         enc, down_ch = self.ints(2, 12), self.ints(2, 12)

@@ -3,6 +3,8 @@
 ## What it does
 Finds skip connections joined by concatenation (`torch.cat([skip, up], dim=1)`, U-Net decoders,
 DenseNet layers) where the tensors differ in a dimension other than the one they are joined along.
+A DenseNet layer with a wrong output size is concatenated again by every later layer of its block: it
+is reported once, at the first concat.
 
 ## Why is this bad?
 `torch.cat` fails with "Sizes of tensors must match except in dimension 1". In a U-Net this happens
@@ -31,14 +33,21 @@ from __future__ import annotations
 
 from typing import Iterator
 
+import torch.fx as fx
+
 from reslint.findings import Finding
 from reslint.rules.shapes import describe_difference, where
 from reslint.trace.ops import cat_tensors_and_dim
 
 
 def check(analysis) -> Iterator[Finding]:
+    reported_odd: set = set()  # operands already reported as not fitting a concat
     for join, skip, other in analysis.joins_of("cat", failed=True):
-        _, dim = cat_tensors_and_dim(join.node.args, join.node.kwargs)
+        tensors, dim = cat_tensors_and_dim(join.node.args, join.node.kwargs)
+        odd = odd_operands(analysis, tensors, skip, dim)
+        if odd and odd <= reported_odd:
+            continue  # a DenseNet layer's wrong output, concatenated again by every later layer: one bug
+        reported_odd |= odd
         along = list(other)  # the concat dim may differ: describe only the others
         if len(skip) == len(other):
             along[dim % len(other)] = skip[dim % len(skip)]
@@ -47,3 +56,12 @@ def check(analysis) -> Iterator[Finding]:
             f"({describe_difference(skip, along)})"
         )
         yield analysis.join_finding("RL003", join, message, skip, other)
+
+
+def odd_operands(analysis, tensors, skip: list[int], dim: int) -> set:
+    """The concatenated tensors that differ from the skip outside the concat dim."""
+    def fits(shape):
+        return shape is not None and len(shape) == len(skip) and all(
+            a == b for d, (a, b) in enumerate(zip(shape, skip)) if d != dim % len(skip)
+        )
+    return {t for t in tensors if isinstance(t, fx.Node) and not fits(analysis.shape(t))}
