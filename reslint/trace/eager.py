@@ -68,6 +68,9 @@ class EagerRecorder(TorchFunctionMode):
     # -- recording ----------------------------------------------------------------------------------
 
     def record(self, inputs: tuple[Any, ...]) -> fx.Graph:
+        # The model may write into its inputs (and a failing in-place op resizes what it writes): run on
+        # copies, so that the caller's inputs stay as they were for propagation and for a new recording.
+        inputs = tree_map(lambda value: value.clone() if isinstance(value, torch.Tensor) else value, inputs)
         for index, value in enumerate(inputs):
             node = self.graph.placeholder(f"input_{index}")
             self._meta(node)
