@@ -669,7 +669,31 @@ A_LATER_JOIN_LINES_UP_WITH_THE_WRONG_FIX = """
             return self.body2(a) + self.shortcut2(x)  # expect: RL001
 """
 
+DENSE_BLOCK_WITH_A_STRAY_STRIDE = """
+    import torch
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleList([
+                nn.Conv2d(4, 3, 3, 2, 1),  # should have stride 1
+                nn.Conv2d(7, 3, 3, 1, 1),
+                nn.Conv2d(10, 3, 3, 1, 1),
+            ])
+
+        def forward(self, x):
+            features = [x]
+            for layer in self.layers:
+                features.append(torch.relu(layer(torch.cat(features, 1))))  # expect: RL003
+            return torch.cat(features, 1)
+"""
+
 REGRESSIONS = {
+    "dense-block-stray-stride": (DENSE_BLOCK_WITH_A_STRAY_STRIDE, (2, 4, 8, 8), {
+        17: lambda model: model.layers.__setitem__(0, torch.nn.Conv2d(4, 3, 3, 1, 1)),
+    }),
     "later-join-lines-up-with-the-wrong-fix": (A_LATER_JOIN_LINES_UP_WITH_THE_WRONG_FIX, (2, 4, 8, 8), {
         14: lambda model: setattr(model, "shortcut1", torch.nn.Conv2d(4, 4, 1)),
         15: lambda model: setattr(model, "shortcut2", torch.nn.Conv2d(4, 4, 1, stride=2)),
@@ -900,3 +924,9 @@ def test_a_fix_is_not_judged_by_a_later_broken_join():
     validated, since only failures under every substitute of the first add were forgiven. Joins that fail
     as settled are now bugs of their own, whatever a fix elsewhere does to them."""
     check_regression("later-join-lines-up-with-the-wrong-fix")
+
+
+def test_a_dense_layer_with_a_stray_stride_is_one_finding():
+    """The strided layer's output is concatenated again by every later layer and by the block's last cat:
+    that used to be three RL003 for one bug (two of them comparing the skip with a tensor of its own size)."""
+    check_regression("dense-block-stray-stride")
