@@ -17,8 +17,14 @@ if TYPE_CHECKING:
 __all__ = ["check", "Report", "Finding", "Fix", "TargetResult", "__version__"]
 
 
-def check(model: "nn.Module", *example_inputs: Any, select: list[str] | None = None, ignore: list[str] | None = None) -> Report:
-    """Lint a model object. Inputs may be real or meta tensors; only their shapes and dtypes are used."""
+def check(
+    model: "nn.Module", *example_inputs: Any, select: list[str] | None = None, ignore: list[str] | None = None,
+    frontend: str = "auto",
+) -> Report:
+    """Lint a model object. Inputs may be real or meta tensors; only their shapes and dtypes are used.
+
+    `frontend` is "auto" (torch.fx, else the eager recording), "fx" or "eager", as `--frontend`.
+    """
     import torch
 
     from reslint.analyze import analyze_model
@@ -28,4 +34,4 @@ def check(model: "nn.Module", *example_inputs: Any, select: list[str] | None = N
         torch.empty(x.shape, dtype=x.dtype, device="meta") if isinstance(x, torch.Tensor) else x for x in example_inputs
     )
     module = meta_copy(model)
-    return Report([analyze_model(module, meta_inputs, type(model).__name__, select, ignore)])
+    return Report([analyze_model(module, meta_inputs, type(model).__name__, select, ignore, frontend)])

@@ -180,3 +180,26 @@ def test_tensors_made_in_forward_without_a_device_are_not_errors():
     result = reslint.check(Model(), torch.randn(2, 8)).targets[0]
     assert result.frontend == "eager" and result.status == "ok", result.findings
     assert any("torch.fx cannot trace it" in note for note in result.notes)
+
+
+@pytest.mark.parametrize("frontend", ["fx", "eager"])
+def test_where_the_analysis_stops_is_said(frontend):
+    """A matmul of the wrong width has nothing to stand in for its result: what comes after it is not
+    checked, and the result says so (a clean verdict there would be a false promise)."""
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.query = nn.Linear(8, 6)
+            self.key = nn.Linear(8, 4)
+            self.fc = nn.Linear(5, 5)
+            self.shortcut = nn.Linear(5, 3)  # a broken join after the stop: not checked
+
+        def forward(self, x):
+            scores = self.query(x) @ self.key(x).transpose(1, 2)
+            return self.fc(scores) + self.shortcut(scores)
+
+    result = reslint.check(Model(), torch.randn(2, 5, 8), frontend=frontend).targets[0]
+    assert [f.code for f in result.findings] == ["RL000"]
+    stops = [note for note in result.notes if note.startswith("shapes are unknown after")]
+    assert len(stops) == 1 and "test_eager.py" in stops[0], result.notes
