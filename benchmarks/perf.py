@@ -48,6 +48,8 @@ import textwrap
 import time
 from dataclasses import dataclass, field
 
+from pinned import reslint_snapshot  # benchmarks/pinned.py: this script's folder is on sys.path
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGETS = os.path.join("benchmarks", "targets")  # relative to ROOT, where every child runs
 PYTHON = sys.executable
@@ -303,22 +305,6 @@ def load_average() -> str:
         return " ".join(f"{x:.1f}" for x in os.getloadavg())
     except OSError:
         return "?"
-
-
-def reslint_snapshot(rev: str) -> tuple[str | None, str]:
-    """(folder holding reslint as committed at `rev`, or None for the working tree; a description)."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True, check=True).stdout.strip()
-
-    if rev == "live":
-        dirty = git("status", "--porcelain", "--", "reslint")
-        return None, f"working tree at {git('rev-parse', '--short', 'HEAD')}" + (" with uncommitted changes in reslint/" if dirty else "")
-    commit = git("rev-parse", "--short", rev)
-    folder = tempfile.mkdtemp(prefix="perf-reslint-")
-    archive = subprocess.run(["git", "-C", ROOT, "archive", commit, "reslint"], capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
-    return folder, f"commit {commit} ({git('log', '-1', '--format=%s', commit)[:80]})"
 
 
 def child_env(snapshot: str | None) -> dict:
@@ -629,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = [c for c in cells if re.search(args.only, c.key)]
         models = [m for m in models if any(c.model == m.id for c in cells)]
         depths = tuple(d for d in depths if any(c.model == str(d) for c in cells))
-    snapshot, tested = reslint_snapshot(args.reslint)
+    snapshot, tested = reslint_snapshot(ROOT, args.reslint, "perf-reslint-")
     try:
         return measure(args, models, depths, cells, child_env(snapshot), tested)
     finally:

@@ -51,7 +51,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -62,6 +61,8 @@ from typing import Any, Iterator
 import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
+
+from pinned import reslint_snapshot  # benchmarks/pinned.py: this script's folder is on sys.path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -528,21 +529,6 @@ def emit(record: dict) -> None:
     print(MARKER + json.dumps(record, default=str), flush=True)
 
 
-def reslint_snapshot(rev: str) -> tuple[str | None, str]:
-    """(folder holding reslint as committed at `rev`, or None for the working tree; a description)."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True, check=True).stdout.strip()
-
-    if rev == "live":
-        dirty = git("status", "--porcelain", "--", "reslint")
-        return None, f"working tree at {git('rev-parse', '--short', 'HEAD')}" + (" with uncommitted changes in reslint/" if dirty else "")
-    commit = git("rev-parse", "--short", rev)
-    folder = tempfile.mkdtemp(prefix="zoo-reslint-")
-    archive = subprocess.run(["git", "-C", ROOT, "archive", commit, "reslint"], capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
-    return folder, f"reslint/ at {commit}, last changed in {git('log', '-1', '--format=%h (%s)', commit, '--', 'reslint')[:100]}"
-
-
 def run_child(mode: str, case: Case, timeout: float, max_sites: int) -> dict:
     """Run one case in a child process; its records, plus how the child ended."""
     command = [sys.executable, os.path.abspath(__file__), "--child", mode, case.id, "--max-sites", str(max_sites)]
@@ -825,7 +811,7 @@ def main(argv: list[str] | None = None) -> int:
         return report_from(args.report_from, args.output)
     command = shlex.join(["python", "benchmarks/zoo.py", *(sys.argv[1:] if argv is None else argv)])
     cases = zoo_cases(args)
-    snapshot, tested = reslint_snapshot(args.reslint)
+    snapshot, tested = reslint_snapshot(ROOT, args.reslint, "zoo-reslint-")
     if snapshot:
         os.environ["ZOO_RESLINT"] = snapshot
     print(f"{len(cases)} models, {args.jobs} jobs, timeout {args.timeout:.0f}s; reslint: {tested}", flush=True)
