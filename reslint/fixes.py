@@ -40,6 +40,7 @@ class FixFinder:
     def __init__(self, propagation: Propagation, joins: JoinFinder):
         self.prop = propagation
         self.joins = joins
+        self._broken_joins: set[fx.Node] | None = None  # joins failing as settled (fix finding does not commit)
 
     def best_fix(self, join: SkipJoin) -> Fix | None:
         """The first validated candidate; if none validates, the first candidate, marked unvalidated."""
@@ -50,9 +51,10 @@ class FixFinder:
             candidates = list(self.broadcast_candidates(join))
         else:
             candidates = list(self.candidates(join))
-        independent = self.independent_failures(join.node) if candidates else set()
+        firewall = self.other_broken_joins(join.node)
+        independent = self.independent_failures(join.node, firewall) if candidates else set()
         for candidate in candidates:
-            candidate.fix.validated = self.validates(join, candidate.overrides, independent, equal_operands=broadcast)
+            candidate.fix.validated = self.validates(join, candidate.overrides, independent, firewall, equal_operands=broadcast)
             if candidate.fix.validated:
                 return candidate.fix
         return candidates[0].fix if candidates else None
@@ -81,29 +83,36 @@ class FixFinder:
         if candidate is not None:  # the transform lost its output projection: give it one
             yield candidate
 
-    def independent_failures(self, join_node: fx.Node) -> set[fx.Node]:
+    def other_broken_joins(self, join_node: fx.Node) -> set[fx.Node]:
+        """Other joins that fail as settled: bugs of their own, even where a change here lines them up by
+        chance. A fix is not judged by them, nor past them (their value is their settled substitute)."""
+        if self._broken_joins is None:
+            self._broken_joins = {node for node in self.prop.failures if self._is_join(node)}
+        return self._broken_joins - {join_node}
+
+    def independent_failures(self, join_node: fx.Node, firewall: set[fx.Node]) -> set[fx.Node]:
         """Failures elsewhere that happen whatever shape the join produces: other bugs, not this one's."""
         failure = self.prop.failures.get(join_node)
         picks = range(len(failure.candidates)) if failure and failure.candidates else [None]
         common: set[fx.Node] | None = None
         for pick in picks:
-            delta = self.prop.recompute({}, chosen={join_node: pick}) if pick is not None else None
+            delta = self.prop.recompute({}, chosen={join_node: pick}, firewall=firewall) if pick is not None else None
             failing = self.prop.failing_after(delta) if delta else set(self.prop.failures)
             common = failing if common is None else common & failing
-        # Other joins that fail as settled are bugs of their own, even if some substitute here lines them up
-        # by chance: a fix is not to be judged by them (nor by their own fix, which lines them up).
-        other_joins = {node for node in self.prop.failures if self._is_join(node)}
-        return ((common or set()) | other_joins) - {join_node}
+        return ((common or set()) | firewall) - {join_node}
 
     def _is_join(self, node: fx.Node) -> bool:
         if not (is_add(node) or is_cat(node)):
             return False
         return sum(1 for operand in join_operands(node) if operand in self.joins.data) >= 2
 
-    def validates(self, join: SkipJoin, overrides: dict[fx.Node, Override], independent: set[fx.Node], equal_operands: bool = False) -> bool:
+    def validates(
+        self, join: SkipJoin, overrides: dict[fx.Node, Override], independent: set[fx.Node], firewall: set[fx.Node],
+        equal_operands: bool = False,
+    ) -> bool:
         """The join succeeds and nothing fails but the model's other, independent bugs."""
         try:
-            delta = self.prop.recompute(overrides)
+            delta = self.prop.recompute(overrides, firewall=firewall)
         except Exception:
             return False
         failing = self.prop.failing_after(delta)

@@ -11,8 +11,9 @@ stops where shapes converge back to what they were, so fix validation costs the 
 from __future__ import annotations
 
 import functools
+import heapq
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Collection, Iterable
 
 import torch
 import torch.fx as fx
@@ -81,27 +82,40 @@ class Propagation:
         return self
 
     @on_meta
-    def recompute(self, overrides: dict[fx.Node, Override], chosen: dict[fx.Node, int] | None = None) -> Delta:
+    def recompute(
+        self, overrides: dict[fx.Node, Override], chosen: dict[fx.Node, int] | None = None, firewall: Collection[fx.Node] = (),
+    ) -> Delta:
         """Values after replacing some nodes' computations; only nodes downstream of a change re-run.
 
         `chosen` picks, for failing nodes, which substitute to use (default: the settled choice).
+        A `firewall` node re-runs (its failure is recorded) but keeps its value: what comes after it is
+        not recomputed. For another broken join, whose value is its own settled substitute whatever
+        comes in, this keeps judging a change local to the stretch up to the next bug.
         """
         delta = Delta()
         if not overrides and not chosen:
             return delta
-        starts = [self.index[n] for n in [*overrides, *(chosen or {})]]
-        changed: set[fx.Node] = set()
+        forced = {*overrides, *(chosen or {})}
+        # Nodes to re-run, in graph order: the forced ones, then the users of whatever changed value.
+        queue = [self.index[node] for node in forced]
+        heapq.heapify(queue)
+        queued = set(queue)
         env = Layered(delta.values, self.values)
-        for node in self.nodes[min(starts):]:
-            forced = node in overrides or (chosen is not None and node in chosen)
-            if not forced and not any(arg in changed for arg in node.all_input_nodes):
-                continue
+        while queue:
+            node = self.nodes[heapq.heappop(queue)]
             value, failure = self._evaluate(node, env, overrides.get(node), chosen)
+            if node in firewall and node not in forced:
+                value = self.values[node]
             delta.values[node] = value
             if failure is not None:
                 delta.failures[node] = failure
-            if not same_value(value, self.values[node]):
-                changed.add(node)
+            if same_value(value, self.values[node]):
+                continue
+            for user in node.users:
+                position = self.index[user]
+                if position not in queued:
+                    queued.add(position)
+                    heapq.heappush(queue, position)
         return delta
 
     def failing_after(self, delta: Delta) -> set[fx.Node]:
