@@ -85,7 +85,7 @@ class FixFinder:
 
     def other_broken_joins(self, join_node: fx.Node) -> set[fx.Node]:
         """Other joins that fail as settled: bugs of their own, even where a change here lines them up by
-        chance. A fix is not judged by them, nor past them (their value is their settled substitute)."""
+        chance. A fix is not judged by them, nor past one that it lines up (see Propagation.recompute)."""
         if self._broken_joins is None:
             self._broken_joins = {node for node in self.prop.failures if self._is_join(node)}
         return self._broken_joins - {join_node}
@@ -124,7 +124,8 @@ class FixFinder:
         return True
 
     def _broadcasts_newly(self, delta) -> bool:
-        """Some join whose operands were equal now only works by broadcasting (a fix that moves the bug on)."""
+        """Some join now only works by broadcasting that did not before (a fix that moves the bug on, or
+        that turns another broken join into a silent one)."""
         values = self.prop.values
         for node in delta.values:
             if node in delta.failures or not is_add(node):
@@ -132,9 +133,11 @@ class FixFinder:
             operands = join_operands(node)
             if len(operands) != 2 or not all(n in self.joins.data for n in operands):
                 continue
-            before = {_shape_of(values.get(n)) for n in operands}
             after = {_shape_of(delta.values.get(n, values.get(n))) for n in operands}
-            if len(before) == 1 and len(after) > 1:
+            if len(after) == 1:
+                continue
+            before = {_shape_of(values.get(n)) for n in operands}
+            if len(before) == 1 or node in self.prop.failures:
                 return True
         return False
 

@@ -88,9 +88,9 @@ class Propagation:
         """Values after replacing some nodes' computations; only nodes downstream of a change re-run.
 
         `chosen` picks, for failing nodes, which substitute to use (default: the settled choice).
-        A `firewall` node re-runs (its failure is recorded) but keeps its value: what comes after it is
-        not recomputed. For another broken join, whose value is its own settled substitute whatever
-        comes in, this keeps judging a change local to the stretch up to the next bug.
+        A `firewall` node (another broken join) that now succeeds keeps its value: lining up by chance,
+        it passes nothing on, and what comes after it is not recomputed (this keeps a change to one of
+        many broken blocks local). If it still fails, its settled substitute goes on as usual.
         """
         delta = Delta()
         if not overrides and not chosen:
@@ -104,7 +104,7 @@ class Propagation:
         while queue:
             node = self.nodes[heapq.heappop(queue)]
             value, failure = self._evaluate(node, env, overrides.get(node), chosen)
-            if node in firewall and node not in forced:
+            if failure is None and node in firewall and node not in forced:
                 value = self.values[node]
             delta.values[node] = value
             if failure is not None:
