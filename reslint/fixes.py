@@ -116,19 +116,19 @@ class FixFinder:
         except Exception:
             return False
         failing = self.prop.failing_after(delta)
-        if join.node in failing or not failing <= independent or self._broadcasts_newly(delta):
+        if join.node in failing or not failing <= independent or self._broadcasts_newly(delta, join.node):
             return False
         if equal_operands:
             shapes = {_shape_of(delta.values.get(n, self.prop.values.get(n))) for n in (join.skip, join.transform)}
             return len(shapes) == 1
         return True
 
-    def _broadcasts_newly(self, delta) -> bool:
-        """Some join now only works by broadcasting that did not before (a fix that moves the bug on, or
-        that turns another broken join into a silent one)."""
+    def _broadcasts_newly(self, delta, fixed: fx.Node) -> bool:
+        """Some other join now only works by broadcasting that did not before (a fix that moves the bug
+        on, or that turns another broken join into a silent one)."""
         values = self.prop.values
         for node in delta.values:
-            if node in delta.failures or not is_add(node):
+            if node is fixed or node in delta.failures or not is_add(node):
                 continue
             operands = join_operands(node)
             if len(operands) != 2 or not all(n in self.joins.data for n in operands):
