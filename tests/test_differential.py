@@ -690,7 +690,54 @@ DENSE_BLOCK_WITH_A_STRAY_STRIDE = """
             return torch.cat(features, 1)
 """
 
+A_FIX_JUDGED_PAST_THE_NEXT_BROKEN_JOIN = """
+    import torch
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mlp = nn.Sequential(nn.Linear(10, 2), nn.GELU(), nn.Linear(2, 2))  # should end in 4
+            self.inner_shortcut = nn.Linear(10, 4)
+            self.shortcut = nn.Identity()  # should be nn.Linear(10, 4)
+            self.norm = nn.LayerNorm(4)
+
+        def forward(self, x):
+            out = self.mlp(x) + self.inner_shortcut(x)  # expect: RL001
+            out += self.shortcut(x)  # expect: RL001
+            return self.norm(out)
+"""
+
+A_FIX_THAT_MAKES_THE_NEXT_BROKEN_JOIN_BROADCAST = """
+    import torch
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(3, 1)  # should be nn.Linear(3, 2)
+            self.inner_shortcut = nn.Linear(3, 2)
+            self.shortcut = nn.Identity()  # should be nn.Linear(3, 2)
+            self.norm = nn.LayerNorm(2)
+
+        def forward(self, x):
+            out = self.proj(x)
+            out += self.inner_shortcut(x)  # expect: RL001
+            out = self.shortcut(x) + out  # expect: RL001
+            return self.norm(out)
+"""
+
 REGRESSIONS = {
+    "fix-judged-past-the-next-broken-join": (A_FIX_JUDGED_PAST_THE_NEXT_BROKEN_JOIN, (2, 3, 10), {
+        14: lambda model: model.mlp.__setitem__(2, torch.nn.Linear(2, 4)),
+        15: lambda model: setattr(model, "shortcut", torch.nn.Linear(10, 4)),
+    }),
+    "fix-makes-the-next-broken-join-broadcast": (A_FIX_THAT_MAKES_THE_NEXT_BROKEN_JOIN_BROADCAST, (2, 3, 3), {
+        15: lambda model: setattr(model, "proj", torch.nn.Linear(3, 2)),
+        16: lambda model: setattr(model, "shortcut", torch.nn.Linear(3, 2)),
+    }),
     "dense-block-stray-stride": (DENSE_BLOCK_WITH_A_STRAY_STRIDE, (2, 4, 8, 8), {
         17: lambda model: model.layers.__setitem__(0, torch.nn.Conv2d(4, 3, 3, 1, 1)),
     }),
@@ -930,3 +977,11 @@ def test_a_dense_layer_with_a_stray_stride_is_one_finding():
     """The strided layer's output is concatenated again by every later layer and by the block's last cat:
     that used to be three RL003 for one bug (two of them comparing the skip with a tensor of its own size)."""
     check_regression("dense-block-stray-stride")
+
+
+@pytest.mark.parametrize("name", ["fix-judged-past-the-next-broken-join", "fix-makes-the-next-broken-join-broadcast"])
+def test_a_fix_is_judged_through_the_next_broken_join(name):
+    """Fix validation stops at a later broken join that a fix lines up by chance (1,000 broken blocks in
+    seconds), but not at one that still fails: its substitute, here the wrong width the fix gave the
+    first block, must reach `norm`. A later broken join that the fix makes broadcast rejects the fix."""
+    check_regression(name)
