@@ -118,6 +118,8 @@ class FixFinder:
         failing = self.prop.failing_after(delta)
         if join.node in failing or not failing <= independent or self._broadcasts_newly(delta, join.node):
             return False
+        if join.node in self.prop.failures and _shape_of(delta.values.get(join.node)) != _shape_of(self.prop.values[join.node]):
+            return False  # the join must come out as settled: the shape the rest of the model was found to take
         if equal_operands:
             shapes = {_shape_of(delta.values.get(n, self.prop.values.get(n))) for n in (join.skip, join.transform)}
             return len(shapes) == 1
