@@ -729,7 +729,30 @@ A_FIX_THAT_MAKES_THE_NEXT_BROKEN_JOIN_BROADCAST = """
             return self.norm(out)
 """
 
+TWO_BROKEN_JOINS_THAT_LINE_UP_WITH_THE_WRONG_FIX = """
+    import torch
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(4, 6)  # should be nn.Linear(4, 3)
+            self.inner_shortcut = nn.Linear(4, 3)
+            self.shortcut = nn.Linear(4, 6)  # should be nn.Linear(4, 3)
+            self.norm = nn.LayerNorm(3)
+
+        def forward(self, x):
+            out = self.proj(x) + self.inner_shortcut(x)  # expect: RL001
+            out = self.shortcut(x) + out  # expect: RL001
+            return self.norm(out)
+"""
+
 REGRESSIONS = {
+    "wrong-fix-lines-up-the-next-broken-join": (TWO_BROKEN_JOINS_THAT_LINE_UP_WITH_THE_WRONG_FIX, (2, 5, 4), {
+        14: lambda model: setattr(model, "proj", torch.nn.Linear(4, 3)),
+        15: lambda model: setattr(model, "shortcut", torch.nn.Linear(4, 3)),
+    }),
     "fix-judged-past-the-next-broken-join": (A_FIX_JUDGED_PAST_THE_NEXT_BROKEN_JOIN, (2, 3, 10), {
         14: lambda model: model.mlp.__setitem__(2, torch.nn.Linear(2, 4)),
         15: lambda model: setattr(model, "shortcut", torch.nn.Linear(10, 4)),
@@ -985,3 +1008,10 @@ def test_a_fix_is_judged_through_the_next_broken_join(name):
     seconds), but not at one that still fails: its substitute, here the wrong width the fix gave the
     first block, must reach `norm`. A later broken join that the fix makes broadcast rejects the fix."""
     check_regression(name)
+
+
+def test_a_fix_must_give_the_join_its_settled_shape():
+    """Widening inner_shortcut to 6 lines the second add up (6 + 6), past which a fix used to be judged no
+    further: 'validated', and the model crashed at `norm`. settle found the block's width to be 3 (what
+    `norm` takes); a fix must now give the join that shape."""
+    check_regression("wrong-fix-lines-up-the-next-broken-join")
