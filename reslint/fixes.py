@@ -24,9 +24,9 @@ import torch.fx as fx
 from torch import nn
 
 from reslint.findings import Fix
-from reslint.joins import JoinFinder, SkipJoin, join_operands
+from reslint.joins import JoinFinder, SkipJoin
 from reslint.layers import LayerSpec, conv_spec, linear_spec, norm_spec, norm_width, sequential, stride_for
-from reslint.trace.ops import cat_tensors_and_dim, is_add, is_cat
+from reslint.trace.ops import cat_tensors_and_dim, is_add
 from reslint.trace.propagate import Override, Propagation
 
 
@@ -87,7 +87,7 @@ class FixFinder:
         """Other joins that fail as settled: bugs of their own, even where a change here lines them up by
         chance. A fix is not judged by them, nor past one that it lines up (see Propagation.recompute)."""
         if self._broken_joins is None:
-            self._broken_joins = {node for node in self.prop.failures if self._is_join(node)}
+            self._broken_joins = {node for node in self.prop.failures if len(self.joins.data_operands(node)) >= 2}
         return self._broken_joins - {join_node}
 
     def independent_failures(self, join_node: fx.Node, firewall: set[fx.Node]) -> set[fx.Node]:
@@ -100,11 +100,6 @@ class FixFinder:
             failing = self.prop.failing_after(delta) if delta else set(self.prop.failures)
             common = failing if common is None else common & failing
         return ((common or set()) | firewall) - {join_node}
-
-    def _is_join(self, node: fx.Node) -> bool:
-        if not (is_add(node) or is_cat(node)):
-            return False
-        return sum(1 for operand in join_operands(node) if operand in self.joins.data) >= 2
 
     def validates(
         self, join: SkipJoin, overrides: dict[fx.Node, Override], independent: set[fx.Node], firewall: set[fx.Node],
@@ -132,8 +127,8 @@ class FixFinder:
         for node in delta.values:
             if node is fixed or node in delta.failures or not is_add(node):
                 continue
-            operands = join_operands(node)
-            if len(operands) != 2 or not all(n in self.joins.data for n in operands):
+            operands = self.joins.data_operands(node)
+            if len(operands) != 2:
                 continue
             after = {_shape_of(delta.values.get(n, values.get(n))) for n in operands}
             if len(after) == 1:

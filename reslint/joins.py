@@ -72,11 +72,15 @@ class JoinFinder:
                 derived.add(node)
         return derived
 
+    def data_operands(self, node: fx.Node) -> list[fx.Node]:
+        """The operands of an add or cat that are tensor data (a join needs two, and a fork)."""
+        if not (is_add(node) or is_cat(node)):
+            return []
+        return [n for n in join_operands(node) if n in self.data and self._is_tensor(n)]
+
     def joins(self) -> Iterator[SkipJoin]:
         for node in self.prop.nodes:
-            if not (is_add(node) or is_cat(node)):
-                continue
-            operands = [n for n in join_operands(node) if n in self.data and self._is_tensor(n)]
+            operands = self.data_operands(node)
             if len(operands) < 2:
                 continue
             join = self._join(node, operands[0], operands[1]) if is_add(node) else self._cat_join(node, operands)

@@ -23,7 +23,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 
 from reslint.trace.meta_checks import check_call
 from reslint.trace.ops import is_inplace_method, tensor_method_name
-from reslint.trace.propagate import adapt_function_input, adapt_input, is_meta_limitation, substitutes
+from reslint.trace.propagate import adapt_input, is_meta_limitation, stand_ins
 from reslint.where import frame_location, innermost_user_frame
 
 
@@ -117,15 +117,9 @@ class EagerRecorder(TorchFunctionMode):
         node = self._node("call_function", func, args, kwargs)
         substitute = None
         if not is_meta_limitation(error):
-            candidates = list(substitutes(node, args, kwargs))
+            candidates = stand_ins(node, args, kwargs, None, lambda adapted: func(*adapted, **kwargs))
             pick = self._pick(node, len(candidates))
             substitute = candidates[pick] if candidates else None
-            adapted = adapt_function_input(func, args, kwargs) if substitute is None else None
-            if adapted is not None:
-                try:
-                    substitute = func(*adapted, **kwargs)
-                except Exception:
-                    pass
         if substitute is None:
             raise StopRecording() from error
         written = args[0] if args else None

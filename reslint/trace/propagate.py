@@ -100,7 +100,7 @@ class Propagation:
         queue = [self.index[node] for node in forced]
         heapq.heapify(queue)
         queued = set(queue)
-        env = Layered(delta.values, self.values)
+        env = _Layered(delta.values, self.values)
         while queue:
             node = self.nodes[heapq.heappop(queue)]
             value, failure = self._evaluate(node, env, overrides.get(node), chosen)
@@ -158,18 +158,7 @@ class Propagation:
     def _failure(self, node: fx.Node, args: tuple, kwargs: dict, error: Exception) -> Failure:
         if is_meta_limitation(error):
             return Failure(first_line(error), [], limitation=True)
-        if node.op == "call_module":
-            adapted = adapt_input(self.module(node), args)
-        elif node.op == "call_function":
-            adapted = adapt_function_input(node.target, args, kwargs)
-        else:
-            adapted = None
-        candidates = list(substitutes(node, args, kwargs))
-        if not candidates and adapted is not None:
-            try:
-                candidates.append(self._run_op(node, adapted, kwargs))
-            except Exception:
-                pass
+        candidates = stand_ins(node, args, kwargs, self.module(node), lambda adapted: self._run_op(node, adapted, kwargs))
         return Failure(first_line(error), candidates)
 
     def _bind_placeholders(self, inputs: tuple[Any, ...]) -> dict[fx.Node, Any]:
@@ -239,30 +228,41 @@ def _conform(tensor: Any, reference: torch.Tensor, keep_dim: int) -> Any:
     return torch.empty(shape, dtype=reference.dtype, device=reference.device)
 
 
+def stand_ins(node: fx.Node, args: tuple, kwargs: dict, module: nn.Module | None, run: Callable[[tuple], Any]) -> list[Any]:
+    """What a failing op's result could be: its substitutes; for a layer (a module, or its functional
+    form), `run` on an input resized to what the layer expects."""
+    candidates = list(substitutes(node, args, kwargs))
+    if candidates:
+        return candidates
+    if node.op == "call_module":
+        adapted = adapt_input(module, args)
+    elif node.op == "call_function":
+        adapted = adapt_function_input(node.target, args, kwargs)
+    else:
+        adapted = None
+    if adapted is None:
+        return []
+    try:
+        return [run(adapted)]
+    except Exception:
+        return []
+
+
 def adapt_input(module: nn.Module | None, args: tuple) -> tuple | None:
     """The call's args with the first tensor resized to what the layer expects, if it says."""
-    if not args or not isinstance(args[0], torch.Tensor):
-        return None
-    x = args[0]
-    shape = list(x.shape)
-    if isinstance(module, (torch.nn.modules.conv._ConvNd, torch.nn.modules.batchnorm._NormBase)) and x.dim() >= 2:
-        shape[1] = getattr(module, "in_channels", None) or module.num_features
-    elif isinstance(module, torch.nn.GroupNorm) and x.dim() >= 2:
-        shape[1] = module.num_channels
-    elif isinstance(module, torch.nn.Linear) and x.dim() >= 1:
-        shape[-1] = module.in_features
-    elif isinstance(module, torch.nn.MultiheadAttention):
+    if isinstance(module, (torch.nn.modules.conv._ConvNd, torch.nn.modules.batchnorm._NormBase)):
+        return _resized_first(args, {1: getattr(module, "in_channels", None) or module.num_features})
+    if isinstance(module, torch.nn.GroupNorm):
+        return _resized_first(args, {1: module.num_channels})
+    if isinstance(module, torch.nn.Linear):
+        return _resized_first(args, {-1: module.in_features})
+    if isinstance(module, torch.nn.LayerNorm):
+        return _resized_first(args, _trailing(module.normalized_shape))
+    if isinstance(module, torch.nn.MultiheadAttention):
         widths = (module.embed_dim, module.kdim, module.vdim)
         resized = [_resized_first((a,), {-1: w})[0] if isinstance(a, torch.Tensor) and a.dim() else a for a, w in zip(args, widths)]
         return (*resized, *args[3:])
-    elif isinstance(module, torch.nn.LayerNorm):
-        normalized = list(module.normalized_shape)
-        if x.dim() < len(normalized):
-            return None
-        shape[len(shape) - len(normalized):] = normalized
-    else:
-        return None
-    return (torch.empty(shape, dtype=x.dtype, device=x.device), *args[1:])
+    return None
 
 
 def adapt_function_input(function: Any, args: tuple, kwargs: dict) -> tuple | None:
@@ -274,7 +274,7 @@ def adapt_function_input(function: Any, args: tuple, kwargs: dict) -> tuple | No
         return _resized_first(args, {1: weight.shape[0]}) if isinstance(weight, torch.Tensor) else None
     if name == "layer_norm":
         normalized = args[1] if len(args) > 1 else kwargs.get("normalized_shape")
-        return _resized_first(args, {-i: size for i, size in enumerate(reversed(list(normalized or ())), 1)})
+        return _resized_first(args, _trailing(normalized or ()))
     if not isinstance(weight, torch.Tensor):
         return None
     if name == "linear":
@@ -287,6 +287,11 @@ def adapt_function_input(function: Any, args: tuple, kwargs: dict) -> tuple | No
     if name == "batch_norm":  # batch_norm(input, running_mean, ...)
         return _resized_first(args, {1: weight.shape[0]})
     return None
+
+
+def _trailing(normalized) -> dict[int, int]:
+    """{-1: last size, -2: the one before, ...}: the dims a layer norm normalizes."""
+    return {-i: size for i, size in enumerate(reversed(list(normalized)), 1)}
 
 
 def _resized_first(args: tuple, sizes: dict[int, int]) -> tuple | None:
@@ -338,7 +343,7 @@ def first_line(error: Exception) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-class Layered(dict):
+class _Layered(dict):
     """Reads from the recomputed values first, then from the base run (a two-level ChainMap, faster)."""
 
     def __init__(self, top: dict, base: dict):
