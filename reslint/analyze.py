@@ -111,8 +111,8 @@ def analyze_model(
         result.findings.extend(f for f in load_check(code)(analysis) if not is_suppressed(f))
     result.findings.sort(key=lambda f: (f.path, f.line, f.column, f.code))
     result.joins = len(joins)
-    result.notes.extend(truncation_notes(propagation))
-    result.status = "findings" if result.findings else "ok"
+    result.incomplete.extend(truncation_notes(propagation))
+    result.finish()
     result.timings["analyze"] = round(time.perf_counter() - started, 4)
     return result
 

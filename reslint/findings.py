@@ -54,7 +54,7 @@ class Finding:
 @dataclass
 class TargetResult:
     target: str
-    status: str  # ok | findings | error | skipped
+    status: str  # ok | findings | incomplete | error | skipped
     frontend: str | None = None
     inputs: list[str] = field(default_factory=list)
     joins: int = 0
@@ -62,12 +62,23 @@ class TargetResult:
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # assumptions said out loud (guessed input, CPU build)
     findings: list[Finding] = field(default_factory=list)
+    # Parts of the model that were not analyzed, each "where: why". Non-empty means the target is not
+    # clean: status `incomplete` (or `findings`, which then says both) and exit 2 unless allowed.
+    incomplete: list[str] = field(default_factory=list)
     traceback: str | None = None  # of the error, for --debug; not part of the JSON contract
+    output: str = ""  # what the model's code printed (captured); shown on stderr, not part of the JSON
+
+    def finish(self) -> None:
+        """Status from what was found: findings first, then whether every part was analyzed."""
+        if self.status in ("error", "skipped"):
+            return
+        self.status = "findings" if self.findings else ("incomplete" if self.incomplete else "ok")
 
     def to_json(self) -> dict:
         return {
             "target": self.target, "status": self.status, "frontend": self.frontend, "inputs": self.inputs,
             "joins": self.joins, "error": self.error, "timings": self.timings, "notes": self.notes,
+            "incomplete": self.incomplete,
         }
 
 
@@ -79,15 +90,22 @@ class Report:
     def findings(self) -> list[Finding]:
         return [finding for target in self.targets for finding in target.findings]
 
+    allow_incomplete: bool = False  # --allow-incomplete: a partly analyzed target does not fail the run
+
     @property
     def ok(self) -> bool:
-        return not self.findings and all(t.status != "error" for t in self.targets)
+        return self.exit_code is ExitCode.OK
 
     @property
     def exit_code(self) -> ExitCode:
+        """1 if any finding, else 2 if any target errored or was not wholly analyzed, else 0."""
+        if self.findings:
+            return ExitCode.FINDINGS
         if any(t.status == "error" for t in self.targets):
             return ExitCode.ERROR
-        return ExitCode.FINDINGS if self.findings else ExitCode.OK
+        if not self.allow_incomplete and any(t.incomplete for t in self.targets):
+            return ExitCode.ERROR
+        return ExitCode.OK
 
     def to_json(self) -> dict:
         return {
