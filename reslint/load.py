@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from reslint.errors import TargetError
+from reslint.materialize import BuildMemoryError, bounded_cpu_build, build_budget, reading_weights
 from reslint.target import TargetSpec
 from reslint.where import display_path, traceback_user_location
 
@@ -144,12 +145,14 @@ def build(factory: Any, spec: TargetSpec, label: str) -> BuiltModel:
         )
 
     notes: list[str] = []
-    attempts = (("meta", _on_meta_device), ("meta-params", _params_to_meta), ("cpu", contextlib.nullcontext))
+    attempts = (("meta", _on_meta_device), ("lazy", _reading_weights), ("cpu", _bounded_cpu_build))
     first_error: BaseException | None = None
     for how, context in attempts:
         try:
-            with context():
+            with context() as state:
                 model = factory(*spec.args, **spec.kwargs)
+        except BuildMemoryError as error:  # another way to build would take at least as much
+            raise TargetError(f"{label}: {error}") from None
         except Exception as error:  # the constructor's own failure; try the next way to build
             first_error = first_error or error
             if how == "cpu":
@@ -157,8 +160,9 @@ def build(factory: Any, spec: TargetSpec, label: str) -> BuiltModel:
             continue
         if how == "cpu":
             notes.append(f"{spec.name} cannot be built on the meta device ({_one_line(first_error)}); built on CPU, then moved to meta")
-        elif how == "meta-params":
-            notes.append(f"{spec.name} computes with real tensors while it is built ({_one_line(first_error)}); built on CPU with each weight moved to meta as it was created")
+        elif how == "lazy":
+            read = ", ".join(state.made_real) or "none"
+            notes.append(f"{spec.name} computes with tensor values while it is built ({_one_line(first_error)}); built on meta, making real on the CPU only what it read (weights: {read})")
         break
     if not isinstance(model, nn.Module):
         raise TargetError(f"{label}: {spec.name}(...) returned a {type(model).__name__}, not an nn.Module")
@@ -180,33 +184,12 @@ def _on_meta_device() -> contextlib.AbstractContextManager:
     return torch.device("meta")
 
 
-@contextlib.contextmanager
-def _params_to_meta() -> Iterator[None]:
-    """Build on CPU, but move each parameter and buffer to meta as it is registered.
+def _reading_weights() -> contextlib.AbstractContextManager:
+    return reading_weights(build_budget())
 
-    Constructors that compute with real tensors (`torch.linspace(...).tolist()` for drop-path rates)
-    then work, and the weights never occupy memory beyond one layer at a time.
-    """
-    register_parameter = nn.Module.register_parameter
-    register_buffer = nn.Module.register_buffer
 
-    def to_meta_parameter(self, name, param):
-        if param is not None and param.device.type != "meta":
-            param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
-        register_parameter(self, name, param)
-
-    def to_meta_buffer(self, name, tensor, persistent=True):
-        if tensor is not None and tensor.device.type != "meta":
-            tensor = tensor.to("meta")
-        register_buffer(self, name, tensor, persistent)
-
-    nn.Module.register_parameter = to_meta_parameter
-    nn.Module.register_buffer = to_meta_buffer
-    try:
-        yield
-    finally:
-        nn.Module.register_parameter = register_parameter
-        nn.Module.register_buffer = register_buffer
+def _bounded_cpu_build() -> contextlib.AbstractContextManager:
+    return bounded_cpu_build(build_budget())
 
 
 def _to_meta(model: nn.Module) -> nn.Module:
@@ -235,11 +218,33 @@ def load_targets(spec: TargetSpec) -> list[tuple[str, Callable[[], BuiltModel]]]
 
 
 def meta_copy(model: nn.Module) -> nn.Module:
-    """A copy of a user's model on meta, leaving theirs untouched and never copying weight data."""
+    """A twin of a user's model on meta, leaving theirs untouched and copying no weight data.
+
+    Each module is copied shallowly (its attributes are shared, so locks, file handles and other
+    objects that cannot be deep-copied or pickled do not matter), with its own parameter, buffer and
+    submodule tables, whose tensors are meta tensors of the same shapes. Tied weights stay tied.
+    """
     import copy
 
-    memo: dict[int, Any] = {}
-    for tensor in [*model.parameters(), *model.buffers()]:
-        empty = torch.empty_like(tensor, device="meta")
-        memo[id(tensor)] = nn.Parameter(empty, requires_grad=tensor.requires_grad) if isinstance(tensor, nn.Parameter) else empty
-    return copy.deepcopy(model, memo).eval()
+    twins: dict[int, Any] = {}
+
+    def meta_tensor(tensor: torch.Tensor | None) -> torch.Tensor | None:
+        if tensor is None:
+            return None
+        if id(tensor) not in twins:
+            empty = torch.empty_like(tensor, device="meta")
+            twins[id(tensor)] = nn.Parameter(empty, requires_grad=tensor.requires_grad) if isinstance(tensor, nn.Parameter) else empty
+        return twins[id(tensor)]
+
+    def twin(module: nn.Module | None) -> nn.Module | None:
+        if module is None:
+            return None
+        if id(module) not in twins:
+            clone = copy.copy(module)
+            twins[id(module)] = clone
+            clone._parameters = {name: meta_tensor(p) for name, p in module._parameters.items()}
+            clone._buffers = {name: meta_tensor(b) for name, b in module._buffers.items()}
+            clone._modules = {name: twin(m) for name, m in module._modules.items()}
+        return twins[id(module)]
+
+    return twin(model).eval()
