@@ -5,12 +5,19 @@ Importing this module must not import torch: `--version`, `--help` and `reslint 
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import List, Optional
 
 import typer
 from typer.core import TyperGroup
 
+try:  # typer >= 0.20 carries its own click
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException, UsageError
+
+import reslint.quiet_torch  # noqa: F401  (before anything imports torch)
 from reslint.findings import VERSION, ExitCode, Report
 from reslint.report import Format, render
 
@@ -22,6 +29,34 @@ class DefaultCommandGroup(TyperGroup):
         if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h", "--version", "-V")):
             args = ["check", *args]
         return super().parse_args(ctx, args)
+
+    def format_help(self, ctx, formatter):
+        """`reslint --help` is how to lint (check's usage and options), then the other commands."""
+        check_command = self.get_command(ctx, "check")
+        with check_command.make_context(ctx.info_name, [], resilient_parsing=True) as check_ctx:
+            check_command.format_help(check_ctx, formatter)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """A usage error (a bad flag value, an unknown option) is one line and exit 2, not a box."""
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except UsageError as error:
+            _usage_line(error.format_message())
+            code = int(ExitCode.ERROR)
+        except ClickException as error:
+            _usage_line(error.format_message())
+            code = error.exit_code
+        except typer.Abort:
+            code = 130
+        code = code if isinstance(code, int) else 0
+        if not standalone_mode:
+            return code
+        sys.exit(code)
+
+
+def _usage_line(message: str) -> None:
+    text = " ".join(message.split())
+    typer.echo(f"error: {text} (reslint --help)", err=True)
 
 
 app = typer.Typer(
@@ -46,7 +81,11 @@ def main_options(
     pass
 
 
-@app.command()
+@app.command(epilog=(
+    "Other commands: reslint rules (list the rules) · reslint rule CODE (explain one) · reslint --version. "
+    "reslint imports and runs your model code, each target in its own process; exit codes: 0 nothing found, "
+    "1 findings, 2 a target could not be (wholly) analyzed or a usage error."
+))
 def check(
     targets: List[str] = typer.Argument(None, help="model.py:Net, package.module:Name, Net(depth=20), files or folders. None: the targets in pyproject.toml."),
     inputs: List[str] = typer.Option([], "--input", "-i", help="Input shape per forward argument, e.g. 1,3,224,224 or 2,128:int64."),
@@ -56,12 +95,23 @@ def check(
     ignore: Optional[List[str]] = typer.Option(None, "--ignore", help="Rule codes (or prefixes) to skip."),
     rl005_depth: Optional[int] = typer.Option(None, "--rl005-depth", min=2, help="RL005: weighted layers in a row that count as a deep plain stack (20)."),
     frontend: Optional[str] = typer.Option(None, "--frontend", help="auto (fx, else eager) | fx | eager"),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Lint targets in N worker processes."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, help="Seconds per target; a target that takes longer is an error."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Lint N targets at once (each in its own process)."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, help="Seconds per target (600); a target that takes longer is an error."),
+    allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Exit 0 for targets that were only partly analyzed (they are still reported)."),
     exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even when there are findings."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show what model code printed (on stderr)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
 ) -> None:
-    """Lint the skip connections of the given models."""
+    """Lint the skip connections of the given models.
+
+    reslint model.py:Net · reslint pkg.models:resnet18 · reslint "model.py:Net(depth=20)" --input 2,3,224,224 ·
+    reslint model.py (every model in the file) · reslint (the targets in pyproject.toml)
+    """
+    if output_file is not None:
+        problem = _unwritable(output_file)
+        if problem:
+            _usage_error(f"--output-file {output_file}: {problem}")
+
     from reslint.config import load_config
     from reslint.errors import TargetError
     from reslint.plan import plan_jobs
@@ -87,11 +137,12 @@ def check(
     except TargetError as error:
         _usage_error(str(error))
 
-    report = Report(_run(work, jobs or config.jobs or 1, timeout or config.timeout, show_progress=not output_format.for_machines))
-    if debug:
-        for result in report.targets:
-            if result.traceback:
-                typer.echo(result.traceback, err=True)
+    from reslint.runner import DEFAULT_TIMEOUT
+
+    workers = jobs or config.jobs or 1
+    limit = timeout or config.timeout or DEFAULT_TIMEOUT
+    allowed = allow_incomplete or bool(getattr(config, "allow_incomplete", False))
+    report = Report(_run(work, workers, limit, show_progress=not output_format.for_machines), allow_incomplete=allowed)
     color = output_format is Format.full and output_file is None and sys.stdout.isatty()
     text = render(report, output_format, color=color)
     if output_file:
@@ -99,10 +150,18 @@ def check(
             handle.write(text)
     else:
         sys.stdout.write(text)
-    if output_format.for_machines or output_file:  # the other formats show errors in their own output
-        for target in report.targets:
+        sys.stdout.flush()
+    # stderr: what the report on stdout cannot carry (the other formats show errors in their own output)
+    for target in report.targets:
+        if output_format.for_machines or output_file:
             if target.status == "error":
                 typer.echo(f"error: {target.error}", err=True)
+            for reason in target.incomplete:
+                typer.echo(f"incomplete: {target.target}: {reason}", err=True)
+        if target.output and (verbose or target.status == "error"):
+            _show_output(target.target, target.output)
+        if debug and target.traceback:
+            typer.echo(target.traceback, err=True)
     code = report.exit_code
     if exit_zero and code is ExitCode.FINDINGS:
         code = ExitCode.OK
@@ -110,16 +169,43 @@ def check(
 
 
 def _run(work, workers: int, timeout: float | None, show_progress: bool):
+    """Every target in a child process; RESLINT_NO_FORK=1 runs them in this one (to debug model code
+    with pdb, or to measure what isolation costs), without timeout or protection."""
+    from functools import partial
+
     from reslint.runner import run_jobs
 
+    run_jobs = partial(run_jobs, isolate=os.environ.get("RESLINT_NO_FORK") != "1")
     if not show_progress or len(work) < 2 or not sys.stderr.isatty():
         return [r for results in run_jobs(work, workers, timeout) for r in results]
     from rich.progress import Progress
 
-    with Progress(transient=True, console=_stderr_console()) as progress:
+    # No refresh thread: workers are forked, and a fork must not copy a thread that holds a lock.
+    with Progress(transient=True, console=_stderr_console(), auto_refresh=False) as progress:
         task = progress.add_task("linting", total=len(work))
-        results = run_jobs(work, workers, timeout, on_done=lambda job: progress.update(task, advance=1, description=job.target))
+        results = run_jobs(work, workers, timeout, on_done=lambda job: progress.update(task, advance=1, description=job.target, refresh=True))
     return [r for rs in results for r in rs]
+
+
+def _show_output(target: str, output: str) -> None:
+    """What a target's model code printed, on stderr, indented under its name."""
+    lines = output.rstrip("\n").splitlines()
+    typer.echo(f"output of {target} ({len(lines)} line{'s' * (len(lines) != 1)}):", err=True)
+    typer.echo("\n".join(f"    {line}" for line in lines), err=True)
+
+
+def _unwritable(path: str) -> str | None:
+    """Why the report could not be written there, checked before any linting; None when it can."""
+    if os.path.isdir(path):
+        return "is a folder; give a file name"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"folder {os.path.dirname(path) or folder} does not exist; create it first"
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        return "is not writable"
+    if not os.path.exists(path) and not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot create a file in {os.path.dirname(path) or folder} (not writable)"
+    return None
 
 
 def _stderr_console():

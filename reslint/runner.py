@@ -1,19 +1,23 @@
-"""Run lint jobs: in this process, or isolated in worker processes with a timeout and -j parallelism.
+"""Run lint jobs: each in a forked child process by default, or in this process where fork is missing.
 
-A target that hangs or kills its worker becomes an error result; the other targets are still analyzed,
-and results come back in the order the targets were given.
+reslint imports and runs the user's model code. Isolated, a target that exits, hangs, crashes or
+prints cannot take reslint (or the other targets' results) down: it becomes one error line, and the
+results come back in the order the targets were given. `lint_target` itself turns what model code
+raises (including `SystemExit` and `KeyboardInterrupt`) into an error for that target, and keeps
+what the model printed in `TargetResult.output`.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.connection
-import time
+import os
 import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import reslint.quiet_torch  # noqa: F401  (before anything imports torch)
 from reslint.findings import TargetResult
+
+DEFAULT_TIMEOUT = 600.0  # seconds per target; a bound, not an estimate (a 70B decoder takes ~20 s)
 
 
 @dataclass(frozen=True)
@@ -26,99 +30,176 @@ class Job:
     options: tuple[tuple[str, Any], ...] = ()
     discovered: bool = False  # models found in a file rather than named: skipped when they cannot be run
     exclude: tuple[str, ...] = ()  # discovered class names linted elsewhere (configured targets)
+    root: str | None = None  # the pyproject.toml's folder: a module target (pkg.models:Net) also resolves from it
 
 
-def lint_target(job: Job) -> list[TargetResult]:
-    """All results for one target string (a bare file can name several models)."""
-    from reslint.analyze import analyze_built
+class Watch:
+    """What lint_target tells whoever runs it: the phase it is in, and what model code printed."""
+
+    def __init__(self) -> None:
+        self.current = ""
+
+    def phase(self, text: str) -> None:
+        self.current = text
+
+    def output(self) -> str:
+        return ""
+
+
+def lint_target(job: Job, watch: Watch | Any = None, in_worker: bool = False) -> list[TargetResult]:
+    """All results for one target string (a bare file can name several models).
+
+    `in_worker`: running in a child process, where a KeyboardInterrupt can only come from model code
+    (Ctrl-C goes to the parent); in this process it still stops reslint.
+    """
     from reslint.errors import TargetError
     from reslint.load import load_targets
     from reslint.target import parse_target
 
+    watch = watch or Watch()
+    catch = BaseException if in_worker else _ALL_BUT_INTERRUPT
     try:
-        entries = load_targets(parse_target(job.target))
+        spec = parse_target(job.target)
     except TargetError as error:
         return [_error(job.target, str(error), error.__context__ or error)]
+    watch.phase(f"importing {spec.source}")
+    try:
+        entries = load_targets(spec)
+    except TargetError as error:
+        return [_error(job.target, str(error), error.__context__ or error, watch.output())]
+    except catch as error:
+        return [_model_error(job.target, error, watch.current, watch.output())]
+    imported_output = watch.output()
     results = []
-    select = list(job.select) if job.select else None
-    ignore = list(job.ignore) if job.ignore else None
     for label, build in entries:
         if label.rpartition(":")[2] in job.exclude:
             continue
-        try:
-            results.append(
-                analyze_built(build, label, list(job.inputs), select, ignore, job.frontend, dict(job.options), job.discovered)
-            )
-        except Exception as error:  # a bug in reslint or an exotic model: one target's error, not a crash
-            message = f"{label}: internal error {type(error).__name__}: {error}; rerun with --debug and report it"
-            results.append(_error(label, message, error))
+        result = _lint_one(job, label, build, watch, catch)
+        result.output = watch.output()
+        results.append(result)
+    if results and imported_output:
+        results[0].output = imported_output + results[0].output
     return results
 
 
-def _error(target: str, message: str, cause: BaseException | None = None) -> TargetResult:
+_ALL_BUT_INTERRUPT = (Exception, SystemExit, GeneratorExit)
+
+
+def _lint_one(job: Job, label: str, build: Callable, watch, catch) -> TargetResult:
+    from reslint.analyze import analyze_built
+
+    name = label.rpartition(":")[2]
+
+    def watched_build():
+        watch.phase(f"building {name}")
+        built = build()
+        watch.phase(f"running the forward of {name}")  # the frontends run it on meta tensors
+        return built
+
+    select = list(job.select) if job.select else None
+    ignore = list(job.ignore) if job.ignore else None
+    try:
+        return analyze_built(watched_build, label, list(job.inputs), select, ignore, job.frontend, dict(job.options), job.discovered)
+    except Exception as error:  # a bug in reslint or an exotic model: one target's error, not a crash
+        if _from_model_code(error):
+            return _model_error(label, error, watch.current)
+        message = f"{label}: internal error {type(error).__name__}: {error}; rerun with --debug and report it"
+        return _error(label, message, error)
+    except catch as error:
+        return _model_error(label, error, watch.current)
+
+
+def _from_model_code(error: BaseException) -> bool:
+    """Raised in the user's own code (its frame is the innermost user frame of the traceback)."""
+    from reslint.where import is_user_file
+
+    tb = error.__traceback__
+    last = None
+    while tb is not None:
+        last = tb
+        tb = tb.tb_next
+    return last is not None and is_user_file(last.tb_frame.f_code.co_filename)
+
+
+def _model_error(target: str, error: BaseException, phase: str, output: str = "") -> TargetResult:
+    """One line for what model code raised: `model code called sys.exit(3) while importing m.py at m.py:5`."""
+    from reslint.where import display_path, traceback_user_location
+
+    if isinstance(error, SystemExit):
+        what = f"model code called sys.exit({error.code!r})" if error.code is not None else "model code called sys.exit()"
+    else:
+        text = str(error).strip().splitlines()
+        what = f"model code raised {type(error).__name__}" + (f": {text[0]}" if text else "")
+    where = traceback_user_location(error.__traceback__)
+    at = f" at {display_path(where.path)}:{where.line}" if where else ""
+    doing = f" while {phase}" if phase else ""
+    return _error(target, f"{target}: {what}{doing}{at}", error, output)
+
+
+def _error(target: str, message: str, cause: BaseException | None = None, output: str = "") -> TargetResult:
     trace = "".join(traceback.format_exception(cause)) if cause is not None else None
-    return TargetResult(target=target, status="error", error=message, traceback=trace)
+    return TargetResult(target=target, status="error", error=message, traceback=trace, output=output)
 
 
 def run_jobs(
     jobs: list[Job],
     workers: int = 1,
-    timeout: float | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
     on_done: Callable[[Job], None] | None = None,
+    isolate: bool = True,
 ) -> list[list[TargetResult]]:
-    if workers <= 1 and timeout is None:
-        results = []
-        for job in jobs:
-            results.append(lint_target(job))
-            if on_done:
-                on_done(job)
-        return results
-    return _run_isolated(jobs, max(workers, 1), timeout, on_done)
+    """Results per job, in job order: each job in a forked child (`workers` at a time) unless
+    `isolate` is off or fork is missing; then in this process, with output still captured."""
+    from reslint.isolated import fork_available, run_forked
+
+    if isolate and fork_available():
+        import reslint.analyze  # noqa: F401  (children inherit torch and the analysis instead of importing them)
+
+        return run_forked(jobs, _work_in_child, lambda job: job.target, _argv0, workers, timeout, on_done)
+    results = []
+    for job in jobs:
+        results.append(_lint_captured(job))
+        if on_done:
+            on_done(job)
+    return results
 
 
-def _worker(job: Job, conn) -> None:
+def _work_in_child(job: Job, channel) -> list[TargetResult]:
+    return lint_target(job, channel, in_worker=True)
+
+
+def _argv0(job: Job) -> str:
+    """What the model sees in sys.argv[0]: its file (or module), as when it is run itself."""
+    from reslint.errors import TargetError
+    from reslint.target import parse_target
+
     try:
-        conn.send(lint_target(job))
+        spec = parse_target(job.target)
+    except TargetError:
+        return job.target
+    return os.path.abspath(spec.source) if spec.is_file else spec.source
+
+
+class _CapturedWatch(Watch):
+    def __init__(self, capture) -> None:
+        super().__init__()
+        self.capture = capture
+
+    def output(self) -> str:
+        return self.capture.take()
+
+
+def _lint_captured(job: Job) -> list[TargetResult]:
+    """The in-process path: what model code prints is captured all the same; argv is the target's."""
+    import sys
+
+    from reslint.capture import Capture
+
+    capture = Capture().start()
+    argv = sys.argv
+    sys.argv = [_argv0(job)]
+    try:
+        return lint_target(job, _CapturedWatch(capture))
     finally:
-        conn.close()
-
-
-def _run_isolated(jobs, workers, timeout, on_done) -> list[list[TargetResult]]:
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    if context.get_start_method() == "fork":
-        import reslint.analyze  # noqa: F401  (workers inherit torch instead of importing it each)
-    results: list[list[TargetResult] | None] = [None] * len(jobs)
-    waiting = list(enumerate(jobs))[::-1]
-    running: dict = {}  # receiving end -> (index, process, deadline)
-    while waiting or running:
-        while waiting and len(running) < workers:
-            index, job = waiting.pop()
-            receiver, sender = context.Pipe(duplex=False)
-            process = context.Process(target=_worker, args=(job, sender), daemon=True)
-            process.start()
-            sender.close()
-            deadline = time.monotonic() + timeout if timeout else None
-            running[receiver] = (index, process, deadline)
-        deadlines = [d for _, _, d in running.values() if d is not None]
-        wait_for = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-        for receiver in multiprocessing.connection.wait(list(running), timeout=wait_for):
-            index, process, _ = running.pop(receiver)
-            try:
-                results[index] = receiver.recv()
-            except EOFError:  # the worker died without answering (segfault, os._exit, OOM kill)
-                process.join()
-                results[index] = [_error(jobs[index].target, f"{jobs[index].target}: the worker analyzing it died (exit code {process.exitcode})")]
-            process.join()
-            if on_done:
-                on_done(jobs[index])
-        now = time.monotonic()
-        for receiver, (index, process, deadline) in list(running.items()):
-            if deadline is not None and now >= deadline:
-                process.kill()
-                process.join()
-                del running[receiver]
-                results[index] = [_error(jobs[index].target, f"{jobs[index].target}: timed out after {timeout:g} s (--timeout)")]
-                if on_done:
-                    on_done(jobs[index])
-    return [r or [] for r in results]
+        sys.argv = argv
+        capture.restore()

@@ -18,4 +18,5 @@ def render_concise(report: Report) -> str:
         elif target.status == "skipped":
             lines.append(f"skipped: {target.target}: {target.error}")
         lines.extend(finding_line(f) for f in target.findings)
+        lines.extend(f"incomplete: {target.target}: {reason}" for reason in target.incomplete)
     return "\n".join(lines) + ("\n" if lines else "")

@@ -31,6 +31,8 @@ def _render_target(console: Console, target: TargetResult) -> None:
         return
     for finding in target.findings:
         _render_finding(console, finding)
+    for reason in target.incomplete:
+        console.print(Text.assemble(("incomplete", "red bold"), f": {target.target}: {reason}"))
 
 
 def _render_finding(console: Console, finding: Finding) -> None:
@@ -59,17 +61,25 @@ def _render_finding(console: Console, finding: Finding) -> None:
 
 
 def _summary(report: Report) -> Text:
+    """"All checked" only when every analyzed target was wholly analyzed and nothing was found."""
     findings = report.findings
     errors = sum(1 for t in report.targets if t.status == "error")
     skipped = sum(1 for t in report.targets if t.status == "skipped")
+    incomplete = sum(1 for t in report.targets if t.incomplete and t.status not in ("error", "skipped"))
     analyzed = len(report.targets) - errors - skipped
     skipped_text = f" ({skipped} skipped)" if skipped else ""
-    if not findings and not errors:
-        return Text(f"All checked: {analyzed} target{'s' * (analyzed != 1)}{skipped_text}, no findings.", style="green")
-    validated = sum(1 for f in findings if f.fix and f.fix.validated)
-    parts = [f"Found {len(findings)} finding{'s' * (len(findings) != 1)} in {analyzed} target{'s' * (analyzed != 1)}"]
+    if not findings and not errors and not incomplete:
+        return Text(f"All checked: {_count(analyzed, 'target')}{skipped_text}, no findings.", style="green")
+    parts = [f"Found {_count(len(findings), 'finding')} in {_count(analyzed, 'target')}"]
     if any(f.fix for f in findings):
-        parts.append(f"{validated} with a validated fix")
+        parts.append(f"{sum(1 for f in findings if f.fix and f.fix.validated)} with a validated fix")
+    if incomplete:
+        allowed = " (allowed by --allow-incomplete)" if report.allow_incomplete else ""
+        parts.append(f"{_count(incomplete, 'target')} not wholly analyzed{allowed}")
     if errors:
-        parts.append(f"{errors} target{'s' * (errors != 1)} could not be analyzed")
+        parts.append(f"{_count(errors, 'target')} could not be analyzed")
     return Text(", ".join(parts) + skipped_text + ".", style="bold")
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'s' * (number != 1)}"

@@ -14,9 +14,14 @@ def _escape(text: str, property_value: bool = False) -> str:
 
 def render_github(report: Report) -> str:
     lines = []
+    incomplete_level = "warning" if report.allow_incomplete else "error"
     for target in report.targets:
         if target.status == "error":
             lines.append(f"::error title=reslint::{_escape(target.error or '')}")
+        elif target.status == "skipped":
+            lines.append(f"::notice title=reslint skipped::{_escape(f'{target.target}: {target.error}')}")
+        for reason in target.incomplete:
+            lines.append(f"::{incomplete_level} title=reslint incomplete::{_escape(f'{target.target}: not wholly analyzed: {reason}')}")
     for finding in report.findings:
         level = "error" if finding.severity == "error" else "warning"
         message = finding.message

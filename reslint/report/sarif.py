@@ -47,10 +47,34 @@ def render_sarif(report: Report) -> str:
         "version": "2.1.0",
         "runs": [{
             "tool": {"driver": {"name": "reslint", "version": VERSION, "informationUri": "https://github.com/reslint/reslint", "rules": rules}},
+            "invocations": [_invocation(report)],
             "results": results,
         }],
     }
     return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
+
+
+def _invocation(report: Report) -> dict:
+    """Targets that were not (wholly) analyzed, as notifications: a run is successful only without them.
+
+    Code scanning shows results only; these keep a target that could not be analyzed from looking clean
+    to anything that reads the log.
+    """
+    notifications = []
+    for target in report.targets:
+        if target.status == "error":
+            notifications.append(_notification("error", "target-error", target.error or f"{target.target}: could not be analyzed"))
+        elif target.status == "skipped":
+            notifications.append(_notification("note", "target-skipped", f"skipped: {target.target}: {target.error}"))
+        for reason in target.incomplete:
+            level = "warning" if report.allow_incomplete else "error"
+            notifications.append(_notification(level, "target-incomplete", f"incomplete: {target.target}: {reason}"))
+    failed = any(n["level"] == "error" for n in notifications)
+    return {"executionSuccessful": not failed, "toolExecutionNotifications": notifications}
+
+
+def _notification(level: str, kind: str, text: str) -> dict:
+    return {"level": level, "descriptor": {"id": kind}, "message": {"text": text}}
 
 
 def _message(finding) -> str:
