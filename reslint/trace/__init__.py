@@ -13,6 +13,7 @@ import torch.fx as fx
 from torch import nn
 
 from reslint.errors import TargetError
+from reslint.trace.data_dependent import merge_notes
 from reslint.trace.eager import changed_choices, record_eager
 from reslint.trace.fx_frontend import trace_fx
 from reslint.trace.propagate import Propagation, first_line
@@ -27,12 +28,19 @@ class Traced:
     frontend: str  # "fx" or "eager"
     fx_error: str | None = None  # why fx was not used, when auto fell back to eager
 
+    @property
+    def assumptions(self) -> list[str]:
+        """What the analysis assumed where the model's run depends on values meta tensors do not have."""
+        recorded = getattr(self.propagation.graph, "reslint_assumptions", [])
+        return merge_notes(recorded, self.propagation.assumption_notes)
+
 
 def retrace(model: nn.Module, traced: Traced, inputs: tuple[Any, ...]) -> Propagation:
     """Propagate other inputs: an fx graph is input-independent; an eager one is recorded again."""
     if traced.frontend == "fx":
         return Propagation(traced.propagation.root, traced.propagation.graph, inputs).run()
-    return Propagation(model, record_eager(model, inputs), inputs).run()
+    branches = getattr(traced.propagation.graph, "reslint_branches", None)
+    return Propagation(model, record_eager(model, inputs, branches=branches), inputs).run()
 
 
 def rerecorded(model: nn.Module, traced: Traced, inputs: tuple[Any, ...]) -> Traced | None:
@@ -47,7 +55,7 @@ def rerecorded(model: nn.Module, traced: Traced, inputs: tuple[Any, ...]) -> Tra
     if choices is None:
         return None
     try:
-        graph = record_eager(model, inputs, choices)
+        graph = record_eager(model, inputs, choices, getattr(traced.propagation.graph, "reslint_branches", None))
     except Exception:
         return None  # keep what the first recording found
     return Traced(_propagate(model, graph, inputs), "eager", traced.fx_error)

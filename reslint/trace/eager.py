@@ -21,6 +21,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
+from reslint.trace.data_dependent import Assumptions
 from reslint.trace.meta_checks import check_call
 from reslint.trace.ops import is_inplace_method, tensor_method_name
 from reslint.trace.propagate import adapt_input, is_meta_limitation, stand_ins
@@ -50,11 +51,20 @@ SubstituteKey = tuple
 """Which failing op of a recording: (module path, source location, op, occurrence), stable across recordings."""
 
 
+BranchKey = str
+"""A branch on a value meta tensors do not have: "path:line:column#occurrence", stable across recordings."""
+
+
 class EagerRecorder(TorchFunctionMode):
-    def __init__(self, root: nn.Module, choices: dict[SubstituteKey, int] | None = None):
+    def __init__(
+        self, root: nn.Module, choices: dict[SubstituteKey, int] | None = None, branches: dict[BranchKey, bool] | None = None,
+    ):
         super().__init__()
         self.root = root
         self.choices = choices or {}  # which substitute to hand the model's code at a failing op (default: the first)
+        self.branches = branches or {}  # which side a branch on an unknown value takes (default: True)
+        self.branches_taken: dict[BranchKey, bool] = {}
+        self.assumptions = Assumptions(where=self._user_location, branch=self._branch)
         self._occurrences: dict[tuple, int] = {}
         self.graph = fx.Graph()
         self.node_of: dict[int, fx.Node] = {}
@@ -100,12 +110,15 @@ class EagerRecorder(TorchFunctionMode):
         kwargs = kwargs or {}
         if self._in_leaf:
             return func(*args, **kwargs)
+        name = tensor_method_name(func)
+        if name == "__iter__" and args and isinstance(args[0], torch.Tensor) and args[0].dim():
+            # `for row in tensor`: rows recorded as unbind's, so they are nodes and keep their values.
+            return iter(self.__torch_function__(torch.Tensor.unbind, types, (args[0], 0), {}))
         try:
             check_call(func, args, kwargs)
-            result = func(*args, **kwargs)
+            result = self.assumptions.run(func, lambda: func(*args, **kwargs), args, kwargs)
         except Exception as error:
             return self._substitute(func, args, kwargs, error)
-        name = tensor_method_name(func)
         if name == "__setitem__" and isinstance(args[0], torch.Tensor):
             self._bind(args[0], self._node("call_function", _setitem, args, kwargs))
         elif _has_tensor(result) and not self._returns_its_input(result, args, is_inplace_method(name)):
@@ -129,6 +142,17 @@ class EagerRecorder(TorchFunctionMode):
             substitute = written
         self._bind(substitute, node)
         return substitute
+
+    def _user_location(self):
+        frame = innermost_user_frame(sys._getframe(1))
+        return frame_location(frame) if frame is not None else None
+
+    def _branch(self, where: str) -> bool:
+        """The side a branch on an unknown value takes: as told, else True (see record_eager)."""
+        occurrence = sum(1 for key in self.branches_taken if key.rpartition("#")[0] == where)
+        key = f"{where}#{occurrence}"
+        self.branches_taken[key] = side = self.branches.get(key, True)
+        return side
 
     def _pick(self, node: fx.Node, count: int) -> int:
         """The substitute chosen for this failing op, and the key that names it for the next recording."""
@@ -225,13 +249,39 @@ def _has_tensor(value: Any) -> bool:
     return isinstance(value, (tuple, list)) and any(isinstance(v, torch.Tensor) for v in value)
 
 
-def record_eager(model: nn.Module, inputs: tuple[Any, ...], choices: dict[SubstituteKey, int] | None = None) -> fx.Graph:
+MAX_BRANCH_RETRIES = 4
+
+
+def record_eager(
+    model: nn.Module, inputs: tuple[Any, ...], choices: dict[SubstituteKey, int] | None = None,
+    branches: dict[BranchKey, bool] | None = None,
+) -> fx.Graph:
     """Run the model on meta inputs and return the graph of what it did.
 
     `choices` names, for failing ops of an earlier recording, which substitute the model's code gets
     (the one settle chose), so that what runs after them is what the analysis settled on.
+
+    A branch on a value meta tensors do not have (`if x.sum() > 0:`, `assert not x.isnan().any()`)
+    takes True; if the model's code then raises, the last such branch is taken as False instead and
+    the model recorded again. The graph carries the sides taken (`graph.reslint_branches`) and the
+    notes that state every assumption made (`graph.reslint_assumptions`).
     """
-    return EagerRecorder(model, choices).record(inputs)
+    branches = dict(branches or {})
+    for attempt in range(MAX_BRANCH_RETRIES + 1):
+        recorder = EagerRecorder(model, choices, branches)
+        try:
+            graph = recorder.record(inputs)
+        except Exception:
+            untried = [key for key, side in recorder.branches_taken.items() if side and key not in branches]
+            if not untried or attempt == MAX_BRANCH_RETRIES:
+                raise
+            branches.update({key: side for key, side in recorder.branches_taken.items()})
+            branches[untried[-1]] = False
+            continue
+        graph.reslint_branches = dict(recorder.branches_taken)
+        graph.reslint_assumptions = recorder.assumptions.notes_list()
+        return graph
+    raise AssertionError("unreachable")
 
 
 def changed_choices(graph: fx.Graph, chosen: dict[fx.Node, int]) -> dict[SubstituteKey, int] | None:

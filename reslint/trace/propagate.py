@@ -20,6 +20,7 @@ import torch.fx as fx
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
+from reslint.trace.data_dependent import Assumptions, is_data_limitation
 from reslint.trace.meta_checks import check_call
 from reslint.trace.ops import cat_tensors_and_dim, is_cat, is_elementwise
 
@@ -69,6 +70,10 @@ class Propagation:
         self.chosen: dict[fx.Node, int] = {}  # which candidate substitutes each failing node
         self._interpreter = fx.Interpreter(root, garbage_collect_values=False, graph=graph)
         self._placeholder_values = self._bind_placeholders(inputs)
+        # Data-dependent ops (nonzero, x[mask], .item()) run on representative values; see data_dependent.
+        self._source = None  # the source location of the node being run, for the assumptions' notes
+        self.assumptions = Assumptions(where=lambda: self._source)
+        self.assumption_notes: list[str] = []  # what the first run assumed (fix validations add nothing)
 
     # -- running ----------------------------------------------------------------------------------
 
@@ -79,6 +84,7 @@ class Propagation:
             self.values[node] = value
             if failure is not None:
                 self.failures[node] = failure
+        self.assumption_notes = self.assumptions.notes_list()
         return self
 
     @on_meta
@@ -153,7 +159,12 @@ class Propagation:
 
     def _run_op(self, node: fx.Node, args: tuple, kwargs: dict) -> Any:
         check_call(self.module(node) if node.op == "call_module" else node.target, args, kwargs)
-        return getattr(self._interpreter, node.op)(node.target, args, kwargs)
+        function = node.target if node.op == "call_function" else getattr(torch.Tensor, node.target, None) if node.op == "call_method" else None
+        run = lambda: getattr(self._interpreter, node.op)(node.target, args, kwargs)  # noqa: E731
+        if function is None:
+            return run()
+        self._source = node.meta.get("source")
+        return self.assumptions.run(function, run, args, kwargs)
 
     def _failure(self, node: fx.Node, args: tuple, kwargs: dict, error: Exception) -> Failure:
         if is_meta_limitation(error):
@@ -334,8 +345,7 @@ def _contains_unknown(value: Any) -> bool:
 
 
 def is_meta_limitation(error: Exception) -> bool:
-    text = str(error)
-    return isinstance(error, NotImplementedError) or "meta tensor" in text or "'Meta' backend" in text or "data-dependent" in text
+    return is_data_limitation(error)
 
 
 def first_line(error: Exception) -> str:
