@@ -111,6 +111,7 @@ def analyze_model(
         result.findings.extend(f for f in load_check(code)(analysis) if not is_suppressed(f))
     result.findings.sort(key=lambda f: (f.path, f.line, f.column, f.code))
     result.joins = len(joins)
+    result.notes.extend(f"assumed: {note}" for note in traced.assumptions)  # data-dependent points, one per line
     result.incomplete.extend(truncation_notes(propagation))
     result.finish()
     result.timings["analyze"] = round(time.perf_counter() - started, 4)
