@@ -15,6 +15,7 @@ from reslint import inputs as example_inputs
 from reslint.errors import TargetError
 from reslint.findings import Finding, Fix, TargetResult
 from reslint.fixes import FixFinder
+from reslint.guess import ArgumentFiller, InputPlan, guess_plan
 from reslint.joins import JoinFinder, SkipJoin
 from reslint.load import BuiltModel
 from reslint.noqa import is_suppressed
@@ -164,45 +165,96 @@ def analyze_built(
 ) -> TargetResult:
     """Build a target, work out its inputs, analyze it; a TargetError becomes an error result.
 
-    A `discovered` model (found in a file, not named by the user) that cannot be built, or whose
-    guessed input fails outside any join, is `skipped` with a hint to configure it: a pre-commit hook
-    must not fail on a helper module it was never told how to call.
+    A `discovered` model (found in a file, not named by the user) that cannot be built, or under
+    none of whose guessed inputs it runs without a failure outside a join, is `skipped` with a hint
+    to configure it: a pre-commit hook must not fail on a helper module it was never told how to call.
     """
     started = time.perf_counter()
-    guessed = False
+    plan: InputPlan | None = None
     try:
         built = build()
         build_time = time.perf_counter() - started
-        inputs, notes = resolve_inputs(built.module, input_specs, label)
-        guessed = any(note.startswith("no --input given") for note in notes)
-        result = analyze_model(built.module, inputs, label, select, ignore, frontend, options)
-        result.notes[:0] = built.notes + notes
+        plan = resolve_inputs(built.module, input_specs, label)
+        result = analyze_plan(built.module, plan, label, select, ignore, frontend, options)
+        result.notes[:0] = built.notes
         result.timings = {"build": round(build_time, 4), **result.timings}
     except TargetError as error:
         cause = error.__context__ or error  # the model's own exception, for --debug
+        used = plan.candidates[0].labels if plan and plan.candidates else list(input_specs)
         result = TargetResult(
-            target=label, status="error", error=str(error), inputs=list(input_specs),
+            target=label, status="error", error=str(error), inputs=used,
             traceback="".join(traceback.format_exception(cause)),
         )
-        guessed = not input_specs
-    only_rl000 = bool(result.findings) and all(f.code == "RL000" for f in result.findings)
-    if discovered and guessed and (result.status == "error" or only_rl000):
-        reason = result.error or result.findings[0].message
-        result = TargetResult(
-            target=label, status="skipped", inputs=result.inputs, frontend=result.frontend,
-            error=f"{reason}; to lint it, add it to [[tool.reslint.targets]] in pyproject.toml with its inputs",
-        )
+    guessed = plan.guessed if plan is not None else not input_specs
+    if discovered and guessed and result.status == "error":
+        reason = result.error or ""
+        if "[[tool.reslint.targets]]" not in reason:
+            reason += "; to lint it, add it to [[tool.reslint.targets]] in pyproject.toml with its inputs"
+        result = TargetResult(target=label, status="skipped", inputs=result.inputs, frontend=result.frontend, error=reason)
     return result
 
 
-def resolve_inputs(model: nn.Module, specs: list[str], label: str) -> tuple[tuple[Any, ...], list[str]]:
+def resolve_inputs(model: nn.Module, specs: list[str], label: str) -> InputPlan:
+    """The inputs to analyze with: the user's (bound to the forward by name), the model's own, or guesses."""
     if specs:
-        return example_inputs.make_inputs(specs), []
+        return InputPlan([example_inputs.make_inputs(specs, model, ArgumentFiller(model))])
     declared = example_inputs.model_inputs(model)
     if declared is not None:
-        return declared, []
-    guessed = example_inputs.guess_inputs(model)
-    if guessed is None:
-        raise TargetError(f"{label}: cannot guess an input (no Conv, Linear or Embedding layer); pass --input, e.g. --input 1,3,224,224")
-    tensors, note = guessed
-    return tensors, [note]
+        return InputPlan([example_inputs.Inputs(declared, example_inputs.describe(declared))])
+    return guess_plan(model, label)
+
+
+def analyze_plan(
+    model: nn.Module,
+    plan: InputPlan,
+    label: str,
+    select: list[str] | None,
+    ignore: list[str] | None,
+    frontend: str,
+    options: dict[str, Any] | None,
+) -> TargetResult:
+    """Analyze at the plan's inputs; for guesses, the first under which nothing fails outside a join.
+
+    A guess that only shows skip-join findings (RL001-RL003) is kept: those are the model's. An
+    RL000 or an error means the model cannot run at that input, which is the guess's fault as
+    likely as the model's, so the next candidate is tried. RL000 is looked for even when not
+    selected (and then not reported).
+    """
+    if not plan.guessed:
+        inputs = plan.candidates[0]
+        result = analyze_model(model, inputs.values, label, select, ignore, frontend, options)
+        result.inputs = inputs.labels
+        result.notes[:0] = inputs.notes
+        return result
+    codes = selected_codes(select, ignore)
+    codes = codes if "RL000" in codes else [*codes, "RL000"]  # never reported unless selected: none is kept
+    tried: list[str] = []
+    for inputs in plan.candidates:
+        used = " ".join(inputs.labels) or "no inputs"
+        try:
+            result = analyze_model(model, inputs.values, label, codes, None, frontend, options)
+        except TargetError as error:
+            tried.append(f"{used} ({_shortened(str(error).removeprefix(label + ': '))})")
+            continue
+        except Exception as error:  # reslint's own trouble at an odd input: the next guess may do
+            tried.append(f"{used} (internal error {type(error).__name__}: {_shortened(str(error))})")
+            continue
+        failed = [f for f in result.findings if f.code == "RL000"]
+        if failed:
+            tried.append(f"{used} (RL000 at {failed[0].path}:{failed[0].line})")
+            continue
+        result.inputs = inputs.labels
+        attempts = f"tried {', '.join(tried)}, used {used} from" if tried else f"used {used}, guessed from"
+        result.notes[:0] = [f"no --input given; {attempts} {plan.source}", *plan.notes, *inputs.notes]
+        return result
+    raise TargetError(
+        f"{label}: no --input given, and no guessed input ran without a shape error outside the skips "
+        f"(guessed from {plan.source}; tried {', '.join(tried)}); give the input it takes: --input {plan.hint} "
+        f"(one per forward argument, name=SIZES for a named one), or inputs = [\"{plan.hint}\"] in its "
+        "[[tool.reslint.targets]] entry of pyproject.toml"
+    )
+
+
+def _shortened(text: str, limit: int = 100) -> str:
+    text = text.splitlines()[0] if text else text
+    return text if len(text) <= limit else text[: limit - 1] + "…"
