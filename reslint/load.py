@@ -1,7 +1,9 @@
 """Turn a target into a module built on the meta device.
 
-The user's code is imported, the named class or factory is called (with the target's literal
-arguments), and the module is built without memory for its weights: under `torch.device("meta")`
+The user's code is imported as Python would (reslint/importer.py), the named class or factory is
+called with the target's arguments (literals, and calls of what the module defines or imports,
+evaluated by reslint/expression.py), with TorchScript left as Python (reslint/python_jit.py), and
+the module is built without memory for its weights: under `torch.device("meta")`
 first; if its constructor needs real tensors (`.item()`, copying into weights), with every parameter
 moved to meta as it is registered; and as a last resort on the CPU, then moved to meta.
 """
@@ -9,19 +11,23 @@ moved to meta as it is registered; and as a last resort on the CPU, then moved t
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
+import dataclasses
 import inspect
-import os
 import sys
 import types
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
 
+from reslint import importer
+from reslint.discover import discover
 from reslint.errors import TargetError
+from reslint.expression import Evaluator, has_expressions
+from reslint.python_jit import python_jit, scripted_submodules
+from reslint.python_jit import note as python_jit_note
 from reslint.materialize import BuildMemoryError, bounded_cpu_build, build_budget, reading_weights
 from reslint.target import TargetSpec
 from reslint.where import display_path, traceback_user_location
@@ -32,59 +38,20 @@ class BuiltModel:
     module: nn.Module
     label: str  # "file.py:Name" as shown in reports
     notes: list[str]  # assumptions said out loud (CPU build, guessed inputs, ...)
+    # Parts of the model that cannot be analyzed, each "where: why" (a TorchScript module made outside
+    # reslint's build): they go into TargetResult.incomplete.
+    opaque: list[str] = field(default_factory=list)
 
 
-def import_source(spec: TargetSpec) -> types.ModuleType:
+class NotBuildable(TargetError):
+    """A class found in a file that discovery cannot build: a `skipped` result saying what it needs."""
+
+
+def import_source(spec: TargetSpec, root: str | None = None) -> types.ModuleType:
+    """The target's module; `root` (the configuring pyproject's folder) is searched for module targets."""
     if spec.is_file:
-        return _import_file(spec.source)
-    try:
-        return importlib.import_module(spec.source)
-    except ModuleNotFoundError as error:
-        if error.name and spec.source.startswith(error.name):
-            raise TargetError(
-                f"module {spec.source!r} not found; give a file path (model.py:Net) "
-                "or an importable module (package.models:Net)"
-            ) from None
-        raise _import_error(spec.source, error) from None
-    except Exception as error:
-        raise _import_error(spec.source, error) from None
-
-
-def _import_file(path: str) -> types.ModuleType:
-    if not os.path.exists(path):
-        raise TargetError(f"{path}: file not found")
-    if os.path.isdir(path):
-        raise TargetError(f"{path}: is a folder; name a file, or lint the folder without ':Name'")
-    path = os.path.abspath(path)
-    name = os.path.splitext(os.path.basename(path))[0]
-    existing = sys.modules.get(name)
-    if existing is not None:
-        if os.path.abspath(getattr(existing, "__file__", "") or "") == path:
-            return existing
-        name = f"reslint_target_{abs(hash(path))}_{name}"
-    # Sibling imports (`from blocks import Block`) work as they do when the file is run as a script.
-    folder = os.path.dirname(path)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    module_spec = importlib.util.spec_from_file_location(name, path)
-    assert module_spec is not None and module_spec.loader is not None
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module
-    try:
-        module_spec.loader.exec_module(module)
-    except SyntaxError as error:
-        del sys.modules[name]
-        raise TargetError(f"{display_path(path)}:{error.lineno}: syntax error: {error.msg}") from None
-    except Exception as error:
-        del sys.modules[name]
-        raise _import_error(display_path(path), error) from None
-    return module
-
-
-def _import_error(source: str, error: BaseException) -> TargetError:
-    where = traceback_user_location(error.__traceback__)
-    at = f" at {where.path and display_path(where.path)}:{where.line}" if where else ""
-    return TargetError(f"importing {source} raised {type(error).__name__}: {error}{at}")
+        return importer.import_file(spec.source, root)
+    return importer.import_module(spec.source, root, hint_name=spec.name)
 
 
 def resolve(module: types.ModuleType, name: str, label: str) -> Any:
@@ -127,8 +94,12 @@ def missing_arguments(factory: Callable[..., Any], args: tuple, kwargs: dict) ->
     ]
 
 
-def build(factory: Any, spec: TargetSpec, label: str) -> BuiltModel:
-    """Call the class or factory on meta, falling back as the module docstring says."""
+def build(factory: Any, spec: TargetSpec, label: str, namespace: types.ModuleType | None = None) -> BuiltModel:
+    """Call the class or factory on meta, falling back as the module docstring says.
+
+    Arguments that call or name something are evaluated against `namespace` (the target's module;
+    by default the module that defines the factory).
+    """
     is_module_class = inspect.isclass(factory) and issubclass(factory, nn.Module)
     if isinstance(factory, nn.Module):
         return BuiltModel(_to_meta(factory).eval(), label, [])
@@ -144,6 +115,7 @@ def build(factory: Any, spec: TargetSpec, label: str) -> BuiltModel:
             f"pass them in the target: {spec.source}:{spec.name}({example})"
         )
 
+    factory, spec = _with_arguments_evaluated(factory, spec, label, namespace)
     notes: list[str] = []
     attempts = (("meta", _on_meta_device), ("lazy", _reading_weights), ("cpu", _bounded_cpu_build))
     first_error: BaseException | None = None
@@ -167,6 +139,35 @@ def build(factory: Any, spec: TargetSpec, label: str) -> BuiltModel:
     if not isinstance(model, nn.Module):
         raise TargetError(f"{label}: {spec.name}(...) returned a {type(model).__name__}, not an nn.Module")
     return BuiltModel(_to_meta(model).eval(), label, notes)
+
+
+def _with_arguments_evaluated(factory: Any, spec: TargetSpec, label: str, namespace: types.ModuleType | None) -> tuple[Any, TargetSpec]:
+    """A factory that evaluates the target's argument expressions on each call, and a spec without them.
+
+    Each build attempt then gets fresh config objects (a constructor may change the one it is given),
+    and a module passed as an argument is built the same way as the model. Unknown names are errors
+    now, before any attempt.
+    """
+    if not has_expressions(spec.args, spec.kwargs):
+        return factory, spec
+    module = namespace or sys.modules.get(getattr(factory, "__module__", "") or "")
+
+    def lookup(name: str) -> Any:
+        if module is None or name.startswith("__") or not hasattr(module, name):
+            raise KeyError(name)
+        return getattr(module, name)
+
+    where = getattr(module, "__name__", "the target's module")
+    evaluator = Evaluator(lookup, where, label)
+    for argument in (*spec.args, *spec.kwargs.values()):
+        evaluator.resolve_names(argument)
+
+    def construct() -> Any:
+        args = [evaluator.value(a) for a in spec.args]
+        kwargs = {key: evaluator.value(v) for key, v in spec.kwargs.items()}
+        return factory(*args, **kwargs)
+
+    return construct, dataclasses.replace(spec, args=(), kwargs={})
 
 
 def _constructor_error(label: str, spec: TargetSpec, error: BaseException) -> TargetError:
@@ -198,23 +199,93 @@ def _to_meta(model: nn.Module) -> nn.Module:
     return model
 
 
-def load_targets(spec: TargetSpec) -> list[tuple[str, Callable[[], BuiltModel]]]:
+def load_targets(
+    spec: TargetSpec, root: str | None = None, discovered: bool = False
+) -> list[tuple[str, Callable[[], BuiltModel]]]:
     """Targets named by a spec, each with a thunk that builds it (so one failure does not stop others).
 
-    A spec with a name gives one target; a bare file gives the nn.Module classes defined in it.
+    A spec with a name gives one target. A bare file gives the nn.Module classes defined in it that
+    can be built (reslint/discover.py); each of the others is a target whose thunk raises
+    NotBuildable, saying what it needs (a `skipped` result). When nothing at all can be built from a
+    file the user named, that is an error; in pre-commit file mode (`discovered`) a file without
+    models passes. `root` is the configuring pyproject's folder, searched for module targets.
     """
-    module = import_source(spec)
+    left_as_python: list[str] = []
+    with python_jit(left_as_python):
+        module = import_source(spec, root)
+    _LEFT_AS_PYTHON_AT_IMPORT.setdefault(module, []).extend(left_as_python)
     if spec.name is not None:
         label = spec.text
-        return [(label, lambda: build(resolve(module, spec.name, label), spec, label))]
-    found = []
-    for name in module_classes(module):
-        cls = getattr(module, name)
-        if missing_arguments(cls, (), {}):
+        return [(label, _with_python_jit(module, lambda: build(resolve(module, spec.name, label), spec, label, module)))]
+    classes = module_classes(module)
+    if not classes:
+        if discovered:
+            return []
+        raise TargetError(_no_classes(spec.source, module))
+    found: list[tuple[str, Callable[[], BuiltModel]]] = []
+    reasons = []
+    for plan in discover(module, spec.source, classes):
+        if plan.target is None:
+            reasons.append(plan.reason)
+            found.append((f"{spec.source}:{plan.name}", _raises(NotBuildable(plan.reason))))
             continue
-        sub = TargetSpec(source=spec.source, name=name, text=f"{spec.source}:{name}")
-        found.append((sub.text, lambda cls=cls, sub=sub: build(cls, sub, sub.text)))
+        sub = parse_target_text(plan.target, spec.source)
+        make = (lambda sub=sub, plan=plan: _discovered_build(module, sub, plan.note))
+        found.append((plan.target, _with_python_jit(module, make)))
+    if not discovered and len(reasons) == len(found):
+        raise TargetError(f"{spec.source}: no nn.Module class could be built: {'; '.join(reasons)}")
     return found
+
+
+# Names torch.jit.script/trace was asked to compile while a module was imported (by module object).
+_LEFT_AS_PYTHON_AT_IMPORT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _with_python_jit(module: types.ModuleType, make: Callable[[], BuiltModel]) -> Callable[[], BuiltModel]:
+    """A build thunk that keeps TorchScript as Python and reports what it left or could not see."""
+
+    def thunk() -> BuiltModel:
+        left_as_python = list(_LEFT_AS_PYTHON_AT_IMPORT.get(module, []))
+        with python_jit(left_as_python):
+            built = make()
+        said = python_jit_note(left_as_python)
+        if said:
+            built.notes.append(said)
+        built.opaque.extend(scripted_submodules(built.module))
+        return built
+
+    return thunk
+
+
+def _discovered_build(module: types.ModuleType, spec: TargetSpec, note: str | None) -> BuiltModel:
+    built = build(resolve(module, spec.name, spec.text), spec, spec.text, module)
+    if note:
+        built.notes.insert(0, note)
+    return built
+
+
+def parse_target_text(text: str, source: str) -> TargetSpec:
+    """A target discovery wrote (its source kept exactly as the user gave it)."""
+    from reslint.target import parse_target
+
+    return dataclasses.replace(parse_target(text), source=source)
+
+
+def _raises(error: TargetError) -> Callable[[], BuiltModel]:
+    def thunk() -> BuiltModel:
+        raise error
+
+    return thunk
+
+
+def _no_classes(source: str, module: types.ModuleType) -> str:
+    imported = [
+        name for name, obj in vars(module).items()
+        if inspect.isclass(obj) and issubclass(obj, nn.Module) and not name.startswith("_")
+        and obj.__module__ != module.__name__ and not obj.__module__.startswith("torch.")
+    ]
+    also = f" (it imports {', '.join(imported[:5])}: name one, e.g. {source}:{imported[0]})" if imported else ""
+    return f"{source}: defines no nn.Module class to lint{also}; name the class or a function that returns the model: {source}:Name"
 
 
 def meta_copy(model: nn.Module) -> nn.Module:

@@ -1,6 +1,9 @@
-"""Parse a target string: `path/file.py:Name`, `pkg.module:Name`, optionally `Name(depth=20)`.
+"""Parse a target string: `path/file.py:Name`, `pkg.module:Name`, optionally called: `Name(depth=20)`,
+`GPT(GPTConfig(n_layer=2))`.
 
-Arguments are Python literals parsed with `ast`, never evaluated.
+Arguments are parsed with `ast`: literals are kept as values; calls and names (of what the target's
+module defines or imports) are kept as checked `Expression`s that the loader evaluates against the
+imported module (see reslint/expression.py). Nothing is imported or evaluated here.
 """
 
 from __future__ import annotations
@@ -10,12 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reslint.errors import TargetError
+from reslint.expression import check, check_call_arguments
 
 
 @dataclass(frozen=True)
 class TargetSpec:
     source: str  # a file path or a dotted module name
     name: str | None  # attribute to build; None means "every buildable nn.Module class in source"
+    # Literal values, or `Expression`s for arguments that call or name something (evaluated on load).
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     text: str = ""  # the target as the user wrote it
@@ -38,12 +43,9 @@ def parse_target(text: str) -> TargetSpec:
         raise TargetError(f"cannot parse {call!r} in target {text!r}; write Name or Name(arg=1, ...)") from None
     if isinstance(expr, ast.Call):
         name = _dotted_name(expr.func, text)
-        args = tuple(_literal(a, text) for a in expr.args)
-        kwargs = {}
-        for kw in expr.keywords:
-            if kw.arg is None:
-                raise TargetError(f"target {text!r}: **kwargs are not supported; name each argument")
-            kwargs[kw.arg] = _literal(kw.value, text)
+        check_call_arguments(expr, text)  # one-line errors for *args, repeats, lambdas, operators, ...
+        args = tuple(check(a, text) for a in expr.args)
+        kwargs = {kw.arg: check(kw.value, text) for kw in expr.keywords}
         return TargetSpec(source=source, name=name, args=args, kwargs=kwargs, text=text)
     return TargetSpec(source=source, name=_dotted_name(expr, text), text=text)
 
@@ -69,13 +71,3 @@ def _dotted_name(node: ast.AST, text: str) -> str:
         raise TargetError(f"target {text!r}: expected a class or function name after ':'")
     parts.append(node.id)
     return ".".join(reversed(parts))
-
-
-def _literal(node: ast.AST, text: str) -> Any:
-    try:
-        return ast.literal_eval(node)
-    except ValueError:
-        raise TargetError(
-            f"target {text!r}: argument {ast.unparse(node)!r} is not a Python literal "
-            "(numbers, strings, tuples, lists, dicts, True/False/None)"
-        ) from None
