@@ -26,6 +26,10 @@ from __future__ import annotations
 
 from typing import Iterator
 
+import torch
+import torch.fx as fx
+from torch import nn
+
 from reslint.findings import Finding
 from reslint.rules.shapes import where
 
@@ -43,7 +47,57 @@ def check(analysis) -> Iterator[Finding]:
             what = f"{_op_name(node)} in {what}"
         inputs = [analysis.shape(n) for n in node.all_input_nodes]
         shapes = {f"input{i}": shape for i, shape in enumerate(inputs) if shape is not None}
-        yield analysis.finding("RL000", node, f"{what} fails: {failure.message}", shapes)
+        message = explained(analysis, node, failure.message)
+        yield analysis.finding("RL000", node, f"{what} fails: {message}", shapes)
+
+
+def explained(analysis, node, message: str) -> str:
+    """torch's own explanation, as a CPU run gives it, where the meta kernel's is vaguer ("Invalid
+    channel dimensions"), plus a hint when the input is in the other layout (a missing permute)."""
+    layer = analysis.propagation.module(node) if node.op == "call_module" else None
+    x = node.args[0] if node.args else None
+    shape = analysis.shape(x) if isinstance(x, fx.Node) else None
+    if shape is None:
+        return message
+    weight = getattr(layer, "weight", None) if layer is not None else _functional_weight(analysis, node)
+    name = _op_name(node) if layer is None else ""
+    if isinstance(layer, nn.modules.conv._ConvNd) and not layer.transposed or name in ("conv1d", "conv2d", "conv3d"):
+        groups = getattr(layer, "groups", None) or (node.args[6] if len(node.args) > 6 else node.kwargs.get("groups", 1))
+        if not isinstance(weight, torch.Tensor) or len(shape) < 2:
+            return message
+        expected = weight.shape[1] * groups
+        got = shape[1] if len(shape) == weight.dim() else shape[0]
+        if got == expected:
+            return message
+        message = (
+            f"Given groups={groups}, weight of size {list(weight.shape)}, expected input{shape} to have "
+            f"{expected} channels, but got {got} channels instead"
+        )
+        if len(shape) == weight.dim() and shape[-1] == expected:
+            message += f"; its last dim has {expected}: channels-last, missing a {_to_channels_first(len(shape))}?"
+        return message
+    if isinstance(layer, nn.Linear) or name == "linear":
+        if not isinstance(weight, torch.Tensor) or weight.dim() != 2 or shape[-1] == weight.shape[1]:
+            return message
+        expected = weight.shape[1]
+        message = f"expected input{shape} to have {expected} features in its last dim, but got {shape[-1]}"
+        if len(shape) >= 3 and shape[1] == expected:
+            message += f"; its dim 1 has {expected}: channels-first, missing a {_to_channels_last(len(shape))}?"
+        return message
+    return message
+
+
+def _functional_weight(analysis, node):
+    weight = node.args[1] if len(node.args) > 1 else node.kwargs.get("weight")
+    return analysis.propagation.values.get(weight) if isinstance(weight, fx.Node) else None
+
+
+def _to_channels_first(rank: int) -> str:
+    return "transpose(1, 2)" if rank == 3 else f"permute(0, {rank - 1}, {', '.join(str(d) for d in range(1, rank - 1))})"
+
+
+def _to_channels_last(rank: int) -> str:
+    return "transpose(1, 2)" if rank == 3 else f"permute(0, {', '.join(str(d) for d in range(2, rank))}, 1)"
 
 
 def _op_name(node) -> str:

@@ -41,13 +41,13 @@ from __future__ import annotations
 from typing import Iterator
 
 from reslint.findings import Finding
-from reslint.rules.shapes import describe_difference, where
+from reslint.rules.shapes import describe_difference, join_roles, where
 
 
 def check(analysis) -> Iterator[Finding]:
     for join, skip, transform in analysis.joins_of("add", failed=True):
         message = (
             f"residual add in {where(join.node)}: skip {skip} does not match transform {transform} "
-            f"({describe_difference(skip, transform)})"
+            f"({describe_difference(skip, transform, join_roles(analysis, join.skip, join.transform))})"
         )
         yield analysis.join_finding("RL001", join, message, skip, transform)

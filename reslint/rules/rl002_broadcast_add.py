@@ -35,7 +35,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from reslint.findings import Finding
-from reslint.rules.shapes import describe_difference, where
+from reslint.rules.shapes import describe_difference, join_roles, where
 
 
 def check(analysis) -> Iterator[Finding]:
@@ -45,7 +45,7 @@ def check(analysis) -> Iterator[Finding]:
             continue
         message = (
             f"residual add in {where(join.node)} only works by broadcasting: skip {skip} + transform {transform} "
-            f"→ {out} ({describe_difference(skip, transform)})"
+            f"→ {out} ({describe_difference(skip, transform, join_roles(analysis, join.node, join.skip, join.transform))})"
         )
         yield analysis.join_finding("RL002", join, message, skip, transform)
 

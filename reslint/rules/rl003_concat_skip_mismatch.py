@@ -36,7 +36,7 @@ from typing import Iterator
 import torch.fx as fx
 
 from reslint.findings import Finding
-from reslint.rules.shapes import describe_difference, where
+from reslint.rules.shapes import describe_difference, join_roles, role_name, where
 from reslint.trace.ops import cat_tensors_and_dim
 
 
@@ -48,14 +48,51 @@ def check(analysis) -> Iterator[Finding]:
         if odd and odd <= reported_odd:
             continue  # a DenseNet layer's wrong output, concatenated again by every later layer: one bug
         reported_odd |= odd
-        along = list(other)  # the concat dim may differ: describe only the others
-        if len(skip) == len(other):
-            along[dim % len(other)] = skip[dim % len(skip)]
-        message = (
-            f"concatenated skip in {where(join.node)}: skip {skip} and {other} differ outside the concat dim "
-            f"({describe_difference(skip, along)})"
+        yield analysis.join_finding("RL003", join, _message(analysis, join, tensors, dim, skip, other, odd), skip, other)
+
+
+def _message(analysis, join, tensors, dim: int, skip: list[int], other: list[int], odd: set) -> str:
+    """Names the concat dim by its role; with 3+ tensors, shows the one that does not fit."""
+    nodes = [t for t in tensors if isinstance(t, fx.Node)] if isinstance(tensors, (list, tuple)) else []
+    roles = join_roles(analysis, join.skip, join.transform, *nodes)
+    axis = dim % len(skip) if skip else dim
+    along = f"{role_name(roles, axis)} (dim {axis})" if roles and role_name(roles, axis) != f"dim {axis}" else f"dim {axis}"
+    if len(nodes) >= 3 and odd:
+        if len(odd) == len(nodes) - 1 and join.skip in nodes and _agree(analysis, odd, dim):
+            # the skip is the odd one: the others agree with each other
+            shape = analysis.shape(next(iter(odd)))
+            difference = describe_difference(_outside(shape, skip, axis), skip, roles)
+            return (
+                f"concatenated skip in {where(join.node)}: of the {len(nodes)} tensors concatenated along {along}, "
+                f"the skip {skip} does not fit the others {shape} ({difference})"
+            )
+        first = min(odd, key=nodes.index)
+        shape = analysis.shape(first)
+        difference = describe_difference(skip, _outside(shape, skip, axis), roles)
+        return (
+            f"concatenated skip in {where(join.node)}: of the {len(nodes)} tensors concatenated along {along}, "
+            f"tensor {nodes.index(first) + 1} {shape} does not fit the skip {skip} ({difference})"
         )
-        yield analysis.join_finding("RL003", join, message, skip, other)
+    difference = describe_difference(skip, _outside(other, skip, axis), roles)
+    return (
+        f"concatenated skip in {where(join.node)}: skip {skip} and {other} differ outside the concat dim, "
+        f"{along} ({difference})"
+    )
+
+
+def _outside(shape: list[int] | None, skip: list[int], axis: int) -> list[int]:
+    """`shape` with the concat dim set to the skip's: only the dims that must agree are compared."""
+    along = list(shape or [])
+    if len(along) == len(skip):
+        along[axis] = skip[axis]
+    return along
+
+
+def _agree(analysis, nodes, dim: int) -> bool:
+    shapes = [analysis.shape(n) for n in nodes]
+    if any(s is None for s in shapes):
+        return False
+    return len({tuple(_outside(s, shapes[0], dim % len(shapes[0]))) for s in shapes}) == 1
 
 
 def odd_operands(analysis, tensors, skip: list[int], dim: int) -> set:
