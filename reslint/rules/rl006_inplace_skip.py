@@ -14,6 +14,10 @@ gradient computation has been modified by an inplace operation" only in training
 This rule reads the fx graph, which keeps the names the code uses; for models that only the eager
 frontend can record, in-place aliasing is already resolved and this rule cannot tell intent apart.
 
+The same holds when the skip has a projection: an in-place op at the start of the transform
+branch overwrites the block's input before `self.shortcut(x)` reads it (a bug found in a public
+Xception). For a concatenated skip, the concat reads the overwritten value.
+
 ## Example
 ```python
 def forward(self, x):
@@ -47,6 +51,8 @@ def check(analysis) -> Iterator[Finding]:
     index = analysis.propagation.index
     reported = set()
     for join in analysis.joins:
+        reads = "the concat reads" if join.kind == "cat" else "the join adds"
+        # The skip itself overwritten between the fork and the join: `out = relu_(x); ...; out + x`.
         skip = join.skip
         for user in skip.users:
             if user is join.node or user in reported or not index[skip] < index[user] < index[join.node]:
@@ -54,11 +60,50 @@ def check(analysis) -> Iterator[Finding]:
             if not _overwrites_first_argument(analysis, user, skip) or not _transform_took_it_before(join, user, index):
                 continue
             reported.add(user)
-            source = join.node.meta.get("source")
-            at = f" at line {source.line}" if source else ""
-            what = f"{user.target} ({type(analysis.propagation.module(user)).__name__}, inplace=True)" if user.op == "call_module" else _name(user)
-            message = f"in-place {what} overwrites the skip of the join in {where(join.node)}{at}: the join adds the transformed value"
+            message = f"in-place {_what(analysis, user)} overwrites the skip of the join in {where(join.node)}{_at(join)}: {reads} the transformed value"
             yield analysis.finding("RL006", user, message, {"skip": analysis.shape(skip)})
+        # The block's input overwritten before the skip's projection reads it (Xception's
+        # `out = self.relu(x)` with inplace=True, then `out + self.shortcut(x)`).
+        for user, reader in _overwritten_before_projection(analysis, join, index):
+            if user in reported:
+                continue
+            reported.add(user)
+            message = (
+                f"in-place {_what(analysis, user)} overwrites the input of the join in {where(join.node)}{_at(join)} "
+                f"before the skip's {_reader(analysis, reader)} reads it: the skip is computed from the transformed value"
+            )
+            yield analysis.finding("RL006", user, message, {"skip": analysis.shape(join.fork)})
+
+
+def _overwritten_before_projection(analysis, join, index):
+    """(in-place op, skip-path node) pairs: the op overwrites the fork before the skip path reads it."""
+    fork = join.fork
+    if join.skip is fork:
+        return
+    readers = [n for n in join.skip_path if fork in n.all_input_nodes]
+    for user in fork.users:
+        if user is join.node or user in join.skip_path or not _overwrites_first_argument(analysis, user, fork):
+            continue
+        later = [r for r in readers if index[r] > index[user]]
+        if later and index[user] < index[join.node]:
+            yield user, later[0]
+
+
+def _what(analysis, node) -> str:
+    if node.op == "call_module":
+        return f"{node.target} ({type(analysis.propagation.module(node)).__name__}, inplace=True)"
+    return _name(node)
+
+
+def _reader(analysis, node) -> str:
+    if node.op == "call_module":
+        return f"projection {node.target} ({type(analysis.propagation.module(node)).__name__})"
+    return _name(node)
+
+
+def _at(join) -> str:
+    source = join.node.meta.get("source")
+    return f" at line {source.line}" if source else ""
 
 
 def _transform_took_it_before(join, inplace, index) -> bool:
