@@ -57,7 +57,7 @@ class Config:
     frontend: str | None = None
     timeout: float | None = None
     jobs: int | None = None
-    allow_incomplete: bool | None = None
+    allow_incomplete: bool = False
     max_build_memory: int | None = None  # bytes
 
     @property

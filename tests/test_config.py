@@ -126,7 +126,7 @@ def test_no_section_and_no_file_are_empty_configs(tmp_path):
     assert load_config(str(tmp_path)).targets == []
     pyproject(tmp_path, "[tool.other]\nx = 1\n")
     config = load_config(str(tmp_path))
-    assert config.targets == [] and config.jobs is None and config.allow_incomplete is None
+    assert config.targets == [] and config.jobs is None and config.allow_incomplete is False
 
 
 @pytest.mark.parametrize(
