@@ -10,6 +10,12 @@ Nothing crashes. The model runs, trains, and learns something else than what was
 position receives the same transform output, so the block is not a residual block any more. Such bugs
 survive for months.
 
+A gate added instead of multiplied is reported too: an operand that comes out of a sigmoid or hard
+sigmoid and is broadcast over the feature map (`x + self.se(x)` with `self.se` ending in
+`nn.Sigmoid()` on a `[B, C, 1, 1]`). Every Squeeze-and-Excitation, CBAM and GCNet `channel_mul`
+block in public code multiplies such a gate (`x * gate`); GCNet's `channel_add` branch adds its
+pooled context on purpose, but through a plain conv, never a sigmoid, so it stays silent.
+
 Adds of parameters and constants (positional embeddings, biases, layer scale) are not skip joins and
 are never reported; neither are SE-style multiplies, global-context blocks whose transform models the
 pooled context with its own layers before adding it back (GCNet), nor outer sums of unsqueezed terms
@@ -41,7 +47,18 @@ from reslint.rules.shapes import describe_difference, join_roles, where
 def check(analysis) -> Iterator[Finding]:
     for join, skip, transform in analysis.joins_of("add", failed=False):
         out = analysis.shape(join.node)
-        if out is None or skip == transform or not _squeezed_by_mistake(analysis, join, out):
+        if out is None or skip == transform:
+            continue
+        gate = _gate(analysis, join, out)
+        if gate is not None:
+            message = (
+                f"residual add in {where(join.node)} adds a gate: transform {transform} comes out of "
+                f"{_describe(analysis, gate)} and is broadcast over skip {skip}; a gate scales the feature map "
+                "(multiply: `x * gate`), as squeeze-and-excitation blocks do"
+            )
+            yield analysis.finding("RL002", join.node, message, {"skip": skip, "transform": transform})
+            continue
+        if not _squeezed_by_mistake(analysis, join, out):
             continue
         message = (
             f"residual add in {where(join.node)} only works by broadcasting: skip {skip} + transform {transform} "
@@ -68,3 +85,39 @@ def _squeezed_by_mistake(analysis, join, out: list[int]) -> bool:
         if not any(analysis.join_finder.is_weighted(node) for node in after):
             return True
     return False
+
+
+GATES = {"sigmoid", "hardsigmoid", "hard_sigmoid"}
+# Ops that pass a gate on unchanged in value: reshaping it for the broadcast.
+PASS_THROUGH = {"view", "reshape", "expand", "expand_as", "flatten", "unsqueeze", "squeeze", "contiguous", "to", "float", "type_as"}
+
+
+def _gate(analysis, join, out: list[int]):
+    """The sigmoid node the broadcast operand comes straight out of, if it does."""
+    for operand in (join.transform, join.skip):
+        shape = analysis.shape(operand)
+        if shape is None or shape == out or len(shape) != len(out):
+            continue
+        if not any(a == 1 and b != 1 for a, b in zip(shape, out)):
+            continue
+        node = operand
+        while node is not None and _op(analysis, node) in PASS_THROUGH:
+            node = node.args[0] if node.args and hasattr(node.args[0], "op") else None
+        if node is not None and _op(analysis, node) in GATES:
+            return node
+    return None
+
+
+def _op(analysis, node) -> str:
+    from reslint.trace.ops import method_name
+
+    if node.op == "call_module":
+        return type(analysis.propagation.module(node)).__name__.lower()
+    name = method_name(node) or (getattr(node.target, "__name__", "") if node.op == "call_function" else "")
+    return name.rstrip("_").lower()
+
+
+def _describe(analysis, node) -> str:
+    if node.op == "call_module":
+        return f"{node.target} ({type(analysis.propagation.module(node)).__name__})"
+    return _op(analysis, node)
