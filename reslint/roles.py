@@ -559,10 +559,10 @@ def merged(roles: list[str]) -> str:
     """The role of one dim made of several: batch x windows is a batch, a spatial grid flattened is
     a sequence of tokens, heads x head_dim are features, channels x spatial are features."""
     kinds = set(roles)
+    if BATCH in kinds:  # whatever was folded into it (windows, time steps), it is indexed like a batch
+        return BATCH
     if UNKNOWN in kinds:
         return UNKNOWN
-    if BATCH in kinds:
-        return BATCH
     if kinds <= {SPATIAL, SEQUENCE}:
         return SEQUENCE
     if kinds == {CHANNELS}:
