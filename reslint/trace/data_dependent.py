@@ -52,6 +52,18 @@ def writes_first(name: str) -> bool:
     return name in SETITEM or (name.endswith("_") and not name.startswith("_")) or (name.startswith("__i") and name.endswith("__"))
 
 
+def _grouped_mm(error: Exception, mat_a: torch.Tensor, mat_b: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """torch._grouped_mm's meta kernel takes only bf16/fp16 (its CPU kernel takes fp32 too): the result
+    shape of the 2d x 3d form (MoE experts: tokens [S, K] by expert weights [E, K, N] -> [S, N])."""
+    if mat_a.dim() == 2 and mat_b.dim() == 3 and mat_a.shape[-1] == mat_b.shape[-2]:
+        return torch.empty(mat_a.shape[0], mat_b.shape[-1], dtype=kwargs.get("out_dtype") or mat_a.dtype, device=mat_a.device)
+    raise error
+
+
+STRICTER_ON_META = {"_grouped_mm": _grouped_mm, "grouped_mm": _grouped_mm}
+"""Ops whose meta kernel rejects what CPU accepts: their result computed from their operands' shapes."""
+
+
 def value_of(tensor: torch.Tensor) -> torch.Tensor | None:
     """The representative CPU value of a meta tensor, if it carries one."""
     return getattr(tensor, "__dict__", {}).get(VALUE)
@@ -73,7 +85,15 @@ def _is_meta(value: Any) -> bool:
 
 
 def _metas(args: tuple, kwargs: dict) -> list[torch.Tensor]:
-    return [leaf for leaf in tree_flatten((args, kwargs))[0] if _is_meta(leaf)]
+    """The meta tensors of a call (in args, kwargs, and lists or tuples in them): run for every op, so kept cheap."""
+    found = []
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, torch.Tensor):
+            if value.device.type == "meta":
+                found.append(value)
+        elif isinstance(value, (list, tuple)):
+            found.extend(item for item in value if isinstance(item, torch.Tensor) and item.device.type == "meta")
+    return found
 
 
 def representative(tensor: torch.Tensor) -> torch.Tensor:
@@ -126,6 +146,8 @@ class Assumptions:
         try:
             result = call()
         except Exception as error:
+            if name in STRICTER_ON_META:
+                return STRICTER_ON_META[name](error, *args, **kwargs)
             if not is_data_limitation(error):
                 raise
             metas = _metas(args, kwargs)
