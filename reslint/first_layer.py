@@ -23,6 +23,8 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
+from reslint.inputs import call_arguments
+
 
 @dataclass(frozen=True)
 class Layer:
@@ -228,8 +230,9 @@ def first_layer_eager(model: nn.Module, probes: Iterable[tuple[Any, ...]]) -> La
     try:
         for inputs in probes:
             try:
+                args, kwargs = call_arguments(model, inputs)
                 with torch.no_grad(), torch.device("meta"):
-                    model(*inputs)
+                    model(*args, **kwargs)
             except _Found:
                 return found[0]
             except Exception:

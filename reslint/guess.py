@@ -216,7 +216,8 @@ def declared_positions(model: nn.Module) -> int | None:
 def position_table_length(model: nn.Module) -> int | None:
     """The token count of a learned position table (`pos_embed` of shape [1, N, D])."""
     for name, param in model.named_parameters():
-        if _is_position_name(name) and param.dim() >= 2 and not name.endswith(".weight"):
+        # [1, N, D]: not a relative position bias table, and not an nn.Embedding's weight
+        if param.dim() == 3 and param.shape[0] == 1 and _is_position_name(name) and "relative" not in name:
             return int(param.shape[-2])
     return None
 

@@ -194,6 +194,19 @@ def bind(
     return Inputs(tuple(values), labels, notes)
 
 
+def call_arguments(model: nn.Module, values: tuple[Any, ...]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Inputs in forward order as a call: those past the positional parameters go to the keyword-only ones.
+
+    torch.fx makes a placeholder of every parameter, keyword-only ones included, so a graph takes
+    `values` as they are; calling the forward itself (an eager run) needs them split like this.
+    """
+    signature = forward_signature(model)
+    if signature is None or signature.var_positional or len(values) <= len(signature.positional):
+        return tuple(values), {}
+    count = len(signature.positional)
+    return tuple(values[:count]), {p.name: v for p, v in zip(signature.keyword_only, values[count:])}
+
+
 def _batch(bound: dict[str, tuple[str, Any]]) -> int:
     for _, value in bound.values():
         if isinstance(value, torch.Tensor) and value.dim():

@@ -153,6 +153,47 @@ class KeywordOnly(nn.Module):
         return self.conv(x) + time[:, None, None, None]
 
 
+class ShapeCheckedMixer(TokenMixer):
+    """A branch on the input's shape before the first layer: fx cannot trace it, an eager probe can."""
+
+    def forward(self, x):
+        if x.shape[1] > 1000:
+            x = x[:, :1000]
+        return super().forward(x)
+
+
+class IndexedTimesteps(nn.Module):
+    """forward(x, t) where t indexes a table of timestep embeddings: an int64 guess."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, 1, 1)
+        self.steps = nn.Embedding(1000, 8)
+
+    def forward(self, x, t):
+        return self.conv(x) + self.steps(t)[:, :, None, None]
+
+
+class DeepUNet(nn.Module):
+    """Six halvings: 32 px runs out of pixels; only powers of two from 64 up line the skips up."""
+
+    def __init__(self, depth=6):
+        super().__init__()
+        self.inc = nn.Conv2d(3, 4, 3, padding=1)
+        self.downs = nn.ModuleList([nn.Sequential(nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, padding=1)) for _ in range(depth)])
+        self.ups = nn.ModuleList([nn.ConvTranspose2d(4, 4, 2, 2) for _ in range(depth)])
+        self.merge = nn.ModuleList([nn.Conv2d(8, 4, 3, padding=1) for _ in range(depth)])
+
+    def forward(self, x):
+        skips = [self.inc(x)]
+        for down in self.downs:
+            skips.append(down(skips[-1]))
+        x = skips.pop()
+        for up, merge in zip(self.ups, self.merge):
+            x = merge(torch.cat([skips.pop(), up(x)], 1))
+        return x
+
+
 class OneDim(nn.Module):
     """A 1-D signal net: no image guess can run it."""
 
@@ -186,6 +227,16 @@ def test_token_model_is_guessed_from_the_first_called_layer_not_the_first_regist
     assert any("embed: Linear" in note for note in result.notes)
 
 
+def test_first_called_layer_found_by_an_eager_probe_when_fx_cannot_trace():
+    result = lint(ShapeCheckedMixer)
+    assert result.status == "ok" and result.inputs == ["2,16,24"] and result.frontend == "eager"
+
+
+def test_unet_gets_a_power_of_two_that_its_skips_line_up_at():
+    result = lint(DeepUNet)
+    assert result.status == "ok" and result.inputs == ["2,3,64,64"]
+
+
 def test_embedding_model_gets_int64_tokens_within_its_positions():
     result = lint(TinyLM)
     assert result.status == "ok" and result.inputs == ["2,8:int64"]
@@ -201,6 +252,11 @@ def test_time_argument_is_guessed_from_its_name_and_findings_are_kept():
     assert ok.status == "ok" and ok.inputs == ["2,3,32,32", "time=2"]
     broken = lint(BrokenDenoiser)
     assert codes(broken) == ["RL001"] and broken.inputs == ["2,3,32,32", "time=2"]
+
+
+def test_a_timestep_that_indexes_an_embedding_is_guessed_as_int64():
+    result = lint(IndexedTimesteps)
+    assert result.status == "ok" and result.inputs == ["2,3,32,32", "t=2:int64"]
 
 
 def test_every_guess_failing_is_an_error_that_says_the_input_was_guessed():
