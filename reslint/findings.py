@@ -24,6 +24,10 @@ class Fix:
     code: str  # code to paste
     validated: bool  # the whole model's shapes propagate with the fix applied
     description: str = ""  # one sentence: what to change where
+    # For a fix that rewrites a statement of the user's code (a pad call, a cat, a missing permute back):
+    # the lines fix.code replaces, as is. 0 for a layer (fix.code is the layer's constructor).
+    line: int = 0
+    end_line: int = 0
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "module": self.module, "code": self.code, "validated": self.validated}

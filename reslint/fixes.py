@@ -1,6 +1,9 @@
 """Fixes for a mismatched join, each proven by re-propagating shapes with the fix applied.
 
-For a mismatched add (RL001), in the order design.md asks for (fix the skip when both sides would do):
+For a mismatched add (RL001), the maintainer's fix first: a size fix on the layer or call that changed
+the size (reslint/size_fixes.py: a pool's ceil_mode or padding, a conv's padding, an F.pad's amounts, a
+missing permute back, the crop of a causal conv). Then, in the order design.md asks for (fix the skip
+when both sides would do):
   restride-skip      the skip already has a projection, with the wrong stride or width
   project-skip       the skip is bare: add a 1x1 conv (with the transform's norm) or a Linear
   resize-transform   the transform is what is wrong: its last layer gets the skip's size
@@ -8,8 +11,12 @@ For a mismatched add (RL001), in the order design.md asks for (fix the skip when
 For an add that only works by broadcasting (RL002): resize-transform, or remove-reduction (the
 pooling that squeezed the transform's spatial dims). For a concatenated skip (RL003): resize-transform
 (a stray stride), or resize-to-skip (interpolate the decoder tensor to the skip's size).
-A fix is `validated` when the join then succeeds (with equal operands, for RL002) and nothing fails
-but the model's other, independent bugs.
+A projection is only proposed on a channel or feature dim (reslint.roles): a spatial or sequence
+mismatch gets a size fix, never a conv with a spatial size as its channel count.
+A fix is `validated` when the join then succeeds (with equal operands, for RL002), nothing fails
+but the model's other, independent bugs, and, for a fix that rewrites a statement, its code parses and
+reads only names the statement's scope has. Identical blocks (same class, same configuration, same
+join line) get the same kind of fix: the first kind that validates on all of them.
 """
 
 from __future__ import annotations
@@ -23,27 +30,41 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from reslint import fix_source
 from reslint.findings import Fix
 from reslint.joins import JoinFinder, SkipJoin
 from reslint.layers import LayerSpec, conv_spec, linear_spec, norm_spec, norm_width, sequential, stride_for
+from reslint.size_fixes import Candidate, SizeFixes, projection_allowed
 from reslint.trace.ops import cat_tensors_and_dim, is_add
 from reslint.trace.propagate import Override, Propagation
 
-
-@dataclass
-class Candidate:
-    fix: Fix
-    overrides: dict[fx.Node, Override]
+try:
+    from reslint.roles import roles_of
+except ImportError:  # roles are an aid: without them every projection is allowed
+    def roles_of(propagation, node):  # type: ignore[misc]
+        return None
 
 
 class FixFinder:
     def __init__(self, propagation: Propagation, joins: JoinFinder):
         self.prop = propagation
         self.joins = joins
+        self.size = SizeFixes(self)
         self._broken_joins: set[fx.Node] | None = None  # joins failing as settled (fix finding does not commit)
+        self._group_choice: dict[tuple, tuple | None] = {}  # identical blocks: the fix kind chosen for the group
 
     def best_fix(self, join: SkipJoin) -> Fix | None:
-        """The first validated candidate; if none validates, the first candidate, marked unvalidated."""
+        """The first validated candidate; if none validates, the first candidate, marked unvalidated.
+        In a group of identical blocks, the kind of fix that validates on all of them."""
+        group = self.identical_joins(join)
+        if len(group) > 1:
+            return self._group_fix(join, group)
+        candidates = self.validated_candidates(join, stop_at_first=True)
+        return next((c.fix for c in candidates if c.fix.validated), candidates[0].fix if candidates else None)
+
+    def validated_candidates(self, join: SkipJoin, stop_at_first: bool = False, either_side: bool = False) -> list[Candidate]:
+        """The join's candidates in order, each with `fix.validated` set (up to the first that validates).
+        `either_side`: the join may line up at either operand's shape (see validates)."""
         broadcast = join.kind == "add" and join.node not in self.prop.failures
         if join.kind == "cat":
             candidates = list(self.concat_candidates(join))
@@ -51,13 +72,86 @@ class FixFinder:
             candidates = list(self.broadcast_candidates(join))
         else:
             candidates = list(self.candidates(join))
+        candidates = [c for c in candidates if c is not None]
         firewall = self.other_broken_joins(join.node)
         independent = self.independent_failures(join.node, firewall) if candidates else set()
         for candidate in candidates:
-            candidate.fix.validated = self.validates(join, candidate.overrides, independent, firewall, equal_operands=broadcast)
-            if candidate.fix.validated:
-                return candidate.fix
-        return candidates[0].fix if candidates else None
+            candidate.fix.validated = self.validates(
+                join, candidate.overrides, independent, firewall, equal_operands=broadcast, either_side=candidate.size_fix or either_side,
+            ) and (
+                candidate.statement is None or fix_source.pasteable(candidate.fix.code, candidate.statement)
+            )
+            if candidate.fix.validated and stop_at_first:
+                break
+        return candidates
+
+    # -- identical blocks ---------------------------------------------------------------------------
+
+    def identical_joins(self, join: SkipJoin) -> list[SkipJoin]:
+        """The same join (same line) in every instance of the same class with the same configuration."""
+        key = self._block_key(join.node)
+        if key is None:
+            return [join]
+        failed = join.node in self.prop.failures
+        group = []
+        for node in self.prop.nodes:
+            if node is join.node:
+                group.append(join)
+            elif (node in self.prop.failures) == failed and self._block_key(node) == key:
+                other = self._join_at(node)
+                if other is not None and other.kind == join.kind:
+                    group.append(other)
+        return group
+
+    def _block_key(self, node: fx.Node) -> tuple | None:
+        source = node.meta.get("source")
+        path = node.meta.get("module_path")
+        if source is None or not path or not (is_add(node) or node.op == "call_function" and "cat" in getattr(node.target, "__name__", "")):
+            return None
+        try:
+            module = self.prop.root.get_submodule(path)
+        except AttributeError:
+            return None
+        return (type(module), repr(module), source.path, source.line, source.column)
+
+    def _join_at(self, node: fx.Node) -> SkipJoin | None:
+        operands = self.joins.data_operands(node)
+        if len(operands) < 2:
+            return None
+        if is_add(node):
+            return self.joins._join(node, operands[0], operands[1])
+        return self.joins._cat_join(node, operands)
+
+    def _group_fix(self, join: SkipJoin, group: list[SkipJoin]) -> Fix | None:
+        """This join's fix of the kind that validates on the most instances of the group (all, ideally),
+        the earliest such kind in the first instance's order."""
+        key = self._block_key(join.node)
+        # A block the rest of the model does not constrain (the last one) could line up at either side;
+        # the group's other instances decide which.
+        ranked = {member.node: self.validated_candidates(member, either_side=True) for member in group}
+        if key not in self._group_choice:
+            first = ranked[group[0].node]
+            counts = {}
+            for candidate in first:
+                kind = self._kind_key(group[0], candidate.fix)
+                counts.setdefault(kind, sum(
+                    any(self._kind_key(m, c.fix) == kind and c.fix.validated for c in ranked[m.node]) for m in group
+                ))
+            best = max(counts.values(), default=0)
+            self._group_choice[key] = next((k for k, n in counts.items() if n == best), None) if best else None
+        chosen = self._group_choice[key]
+        own = ranked[join.node]
+        match = next((c.fix for c in own if self._kind_key(join, c.fix) == chosen), None)
+        if match is not None:
+            return match
+        return next((c.fix for c in own if c.fix.validated), own[0].fix if own else None)
+
+    @staticmethod
+    def _kind_key(join: SkipJoin, fix: Fix) -> tuple[str, str]:
+        """The fix's kind and where in the block it goes (`out_proj`, not `layers.1.out_proj`)."""
+        prefix = join.node.meta.get("module_path", "")
+        module = fix.module[len(prefix) + 1 :] if prefix and fix.module.startswith(prefix + ".") else ("" if fix.module == prefix else fix.module)
+        return fix.kind, module
 
     def candidates(self, join: SkipJoin):
         skip_shape = self._shape(join.skip)
@@ -67,6 +161,7 @@ class FixFinder:
         reduction = self.reduction_node(join.transform_path, skip_shape)
         if reduction is not None:  # the transform pooled away dims the skip keeps: that is the bug
             yield self._remove_reduction(reduction)
+        yield from self.size.for_add(join, skip_shape, transform_shape)
         projection = self._last_weighted_layer(join.skip_path)
         if projection is not None:
             candidate = self._resize_chain(join.skip_path, projection, transform_shape, "restride-skip")
@@ -103,9 +198,13 @@ class FixFinder:
 
     def validates(
         self, join: SkipJoin, overrides: dict[fx.Node, Override], independent: set[fx.Node], firewall: set[fx.Node],
-        equal_operands: bool = False,
+        equal_operands: bool = False, either_side: bool = False,
     ) -> bool:
-        """The join succeeds and nothing fails but the model's other, independent bugs."""
+        """The join succeeds and nothing fails but the model's other, independent bugs.
+
+        The join must come out as settled (the shape the rest of the model was found to take), or, for
+        a size fix (`either_side`), at the shape of one of its operands as written: a size fix changes
+        the layer that changed the size, and what follows the join is checked by the rest of the run."""
         try:
             delta = self.prop.recompute(overrides, firewall=firewall)
         except Exception:
@@ -113,8 +212,10 @@ class FixFinder:
         failing = self.prop.failing_after(delta)
         if join.node in failing or not failing <= independent or self._broadcasts_newly(delta, join.node):
             return False
-        if join.node in self.prop.failures and _shape_of(delta.values.get(join.node)) != _shape_of(self.prop.values[join.node]):
-            return False  # the join must come out as settled: the shape the rest of the model was found to take
+        after = _shape_of(delta.values.get(join.node))
+        if join.node in self.prop.failures and after != _shape_of(self.prop.values[join.node]):
+            if not either_side or after not in {_shape_of(self.prop.values.get(n)) for n in (join.skip, join.transform)}:
+                return False  # the join must come out as settled: the shape the rest of the model was found to take
         if equal_operands:
             shapes = {_shape_of(delta.values.get(n, self.prop.values.get(n))) for n in (join.skip, join.transform)}
             return len(shapes) == 1
@@ -190,6 +291,7 @@ class FixFinder:
         dim = dim % len(skip_shape)
         target = tuple(t if d == dim else s for d, (s, t) in enumerate(zip(skip_shape, transform_shape)))
         upsampled = any(_is_upsampling(self.prop, n) for n in join.transform_path)
+        yield from self.size.for_path(join, join.transform_path, target)
         layer = self._last_weighted_layer(join.transform_path)
         if layer is not None and not upsampled:
             candidate = self._resize_chain(join.transform_path, layer, target, "resize-transform")
@@ -212,10 +314,15 @@ class FixFinder:
             ]
             return torch.cat(resized, dim=dim)
 
-        code = _interpolate_code(node, join) or "decoder = F.interpolate(decoder, size=skip.shape[2:])"
+        written = _interpolate_code(node, join)
         module = node.meta.get("module_path", "")
-        fix = Fix("resize-to-skip", module, code, False, "resize the decoder tensor to the skip's size before the concat")
-        return Candidate(fix, {node: cat_resized})
+        if written is None:  # no source to rewrite: described, never validated (nothing to paste)
+            code, statement, line, end_line = "up = F.interpolate(up, size=skip.shape[2:])", fix_source.NOWHERE, 0, 0
+        else:
+            (code, statement), line, end_line = written, written[1].line, written[1].end_line
+        fix = Fix("resize-to-skip", module, code, False, "resize the decoder tensor to the skip's size before the concat",
+                  line=line, end_line=end_line)
+        return Candidate(fix, {node: cat_resized}, statement)
 
     # -- project-skip ---------------------------------------------------------------------------------
 
@@ -225,7 +332,7 @@ class FixFinder:
     def _project_operand(self, join: SkipJoin, operand: fx.Node, shape: tuple, target: tuple, kind: str) -> Candidate | None:
         """Pass one operand of the join through a projection to the other's shape."""
         spec = self.projection_spec(join, shape, target)
-        if spec is None:
+        if spec is None or not self._projects_channels(join, spec, shape):
             return None
         try:
             projection = spec.build()
@@ -246,6 +353,15 @@ class FixFinder:
             description=f"in {where}, pass the {side} through this projection before the add",
         )
         return Candidate(fix, {node: join_with_projected_operand})
+
+    def _projects_channels(self, join: SkipJoin, spec: LayerSpec, shape: tuple[int, ...]) -> bool:
+        """The projection's width is a channel or feature dim, never a spatial size or a sequence length."""
+        try:
+            roles = roles_of(self.prop, join.skip) or roles_of(self.prop, join.transform)
+        except Exception:
+            return True
+        width_dim = len(shape) - 1 if spec.name == "Linear" else 1
+        return projection_allowed(roles, [width_dim])
 
     def projection_spec(self, join: SkipJoin, source: tuple[int, ...], target: tuple[int, ...]) -> LayerSpec | None:
         """A 1x1 conv from source to target shape with the stride (plus the transform's norm), or a Linear."""
@@ -355,29 +471,43 @@ def _is_upsampling(prop: Propagation, node: fx.Node) -> bool:
     return _op_name(node) in ("interpolate", "upsample", "pixel_shuffle", "repeat_interleave")
 
 
-def _interpolate_code(node: fx.Node, join: SkipJoin) -> str | None:
-    """The user's cat call with the decoder operand wrapped in F.interpolate, from the source line."""
-    source = node.meta.get("source")
-    if source is None:
+def _interpolate_code(node: fx.Node, join: SkipJoin) -> tuple[str, fix_source.Statement] | None:
+    """The user's cat statement with the decoder operands wrapped in F.interpolate to the skip's size.
+
+    The skip is read twice (its size, and itself), so an operand that is not a plain name
+    (`h.pop()`) is bound to a name first; so is every operand before it, to keep the order in which
+    the user's code evaluates them.
+    """
+    statement = fix_source.statement_of(node)
+    if statement is None:
         return None
-    text = linecache.getline(source.path, source.line).strip()
     originals, _ = cat_tensors_and_dim(node.args, node.kwargs)
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
+    call = next((c for c in fix_source.calls(statement.node) if fix_source.call_name(c) in ("cat", "concat", "concatenate")), None)
+    if call is None or not call.args or not isinstance(call.args[0], (ast.List, ast.Tuple)) or len(call.args[0].elts) != len(originals):
         return None
-    for call in ast.walk(tree):
-        if isinstance(call, ast.Call) and getattr(call.func, "attr", getattr(call.func, "id", "")) in ("cat", "concat", "concatenate"):
-            if not call.args or not isinstance(call.args[0], (ast.List, ast.Tuple)) or len(call.args[0].elts) != len(originals):
-                return None
-            elements = call.args[0].elts
-            skip_text = ast.unparse(elements[originals.index(join.skip)]) if join.skip in originals else "skip"
-            for element, original in zip(elements, originals):
-                if original is not join.skip and original is not None:
-                    wrapped = ast.parse(f"F.interpolate({ast.unparse(element)}, size={skip_text}.shape[2:])").body[0].value
-                    call.args[0].elts[elements.index(element)] = wrapped
-            return ast.unparse(call)
-    return None
+    if join.skip not in originals:
+        return None
+    elements = call.args[0].elts
+    skip_index = originals.index(join.skip)
+    bindings = []
+    if not fix_source.is_simple(elements[skip_index]):
+        taken = set(statement.scope)
+        for index in range(skip_index + 1):
+            if fix_source.is_simple(elements[index]):
+                continue
+            wanted = "skip" if index == skip_index else "up"
+            name, number = wanted, 2
+            while name in taken:
+                name, number = f"{wanted}{number}", number + 1
+            taken.add(name)
+            bindings.append(f"{name} = {ast.unparse(elements[index])}")
+            elements[index] = ast.Name(id=name, ctx=ast.Load())
+    skip_text = ast.unparse(elements[skip_index])
+    functional = fix_source.functional_prefix(statement)
+    for index, original in enumerate(originals):
+        if original is not join.skip and original is not None:
+            elements[index] = fix_source.expression(f"{functional}.interpolate({ast.unparse(elements[index])}, size={skip_text}.shape[2:])")
+    return "\n".join([*bindings, fix_source.statement_code(statement.node)]), statement
 
 
 def _call(module: nn.Module) -> Override:
