@@ -190,8 +190,8 @@ class Dies(nn.Module):
 def test_a_hanging_or_dying_target_does_not_stop_the_others(cli, model_file):
     path = model_file(ISOLATION)
     result = cli(f"{path}:Hangs", f"{path}:Dies", BROKEN, "--timeout", "20", "-j", "2", "--format", "json")
-    assert result.returncode == 2
+    assert result.returncode == 1  # a finding decides the exit code; the errors are reported beside it
     hangs, dies, broken = json.loads(result.stdout)["targets"]
     assert hangs["status"] == "error" and "timed out after 20 s" in hangs["error"]
-    assert dies["status"] == "error" and "died (exit code 3)" in dies["error"]
+    assert dies["status"] == "error" and "exit code 3" in dies["error"]
     assert broken["status"] == "findings" and broken["target"] == BROKEN
