@@ -137,7 +137,7 @@ def test_rl003_unet_resize_to_skip_and_rl004_constraint():
     finding, = reslint.check(unet, torch.randn(1, 3, 66, 66)).findings
     assert finding.code == "RL003" and finding.shapes == {"skip": [1, 16, 33, 33], "transform": [1, 16, 32, 32]}
     assert finding.fix.kind == "resize-to-skip" and finding.fix.validated
-    assert finding.fix.code == "torch.cat([e2, F.interpolate(self.up(self.up2, b, e2), size=e2.shape[2:])], dim=1)"
+    assert finding.fix.code == "d2 = self.dec2(torch.cat([e2, F.interpolate(self.up(self.up2, b, e2), size=e2.shape[2:])], dim=1))"
 
     assert reslint.check(unet, torch.randn(1, 3, 64, 64)).ok  # RL004 is not selected by default
     constraints = reslint.check(unet, torch.randn(1, 3, 64, 64), select=["RL004"]).findings

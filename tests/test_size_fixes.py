@@ -1,0 +1,350 @@
+"""The maintainer's fix first: size fixes on the layer or call that changed a size, pasted and run.
+
+Each model below has one bug of a kind seen in real code. reslint must propose the fix a maintainer
+would write (not a new layer on top), validated; pasting it into the model's source (a statement fix
+replaces lines fix.line..fix.end_line; a layer fix replaces the layer) must make the model run on a
+real CPU tensor.
+"""
+
+import importlib.util
+import itertools
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+
+import reslint
+from reslint import fix_source
+
+MODELS = {
+    "resnet_d": """
+import torch
+from torch import nn
+
+class Block(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(cin, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout))
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        return torch.relu(self.conv(x) + self.shortcut(x))
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = Block(8, 16)
+        self.head = nn.Conv2d(16, 4, 1)
+
+    def forward(self, x):
+        return self.head(self.block(x))
+
+INPUT = (2, 8, 7, 7)
+""",
+    "dilated": """
+import torch
+from torch import nn
+
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1, dilation=2)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x):
+        out = self.conv2(torch.relu(self.conv1(x)))
+        return torch.relu(out + x)
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.block = Block(8)
+
+    def forward(self, x):
+        return self.block(self.stem(x))
+
+INPUT = (2, 3, 16, 16)
+""",
+    "pool_padding": """
+import torch
+from torch import nn
+
+class Down(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1)
+        self.pool = nn.MaxPool2d(3, stride=2)
+        self.shortcut = nn.Conv2d(cin, cout, 1, stride=2)
+
+    def forward(self, x):
+        return self.pool(self.conv(x)) + self.shortcut(x)
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.down = Down(4, 8)
+
+    def forward(self, x):
+        return self.down(x)
+
+INPUT = (2, 4, 16, 16)
+""",
+    "option_a": """
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+class Block(nn.Module):
+    def __init__(self, planes_in, planes, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(planes_in, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.planes = planes
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        planes = self.planes
+        shortcut = F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, planes // 2, planes // 2), "constant", 0)
+        return F.relu(out + shortcut)
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = Block(16, 32, 2)
+
+    def forward(self, x):
+        return self.block(x)
+
+INPUT = (2, 16, 8, 8)
+""",
+    "convnext": """
+import torch
+from torch import nn
+
+class Block(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+        self.norm = nn.LayerNorm(dim)
+        self.pwconv1 = nn.Linear(dim, 4 * dim)
+        self.act = nn.GELU()
+        self.pwconv2 = nn.Linear(4 * dim, dim)
+
+    def forward(self, x):
+        shortcut = x
+        x = self.dwconv(x)
+        x = x.permute(0, 2, 3, 1)
+        x = self.pwconv2(self.act(self.pwconv1(self.norm(x))))
+        x = shortcut + x
+        return x
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 4, stride=4)
+        self.blocks = nn.Sequential(Block(16), Block(16))
+        self.head = nn.Conv2d(16, 2, 1)
+
+    def forward(self, x):
+        return self.head(self.blocks(self.stem(x)))
+
+INPUT = (2, 3, 32, 32)
+""",
+    "causal": """
+import torch
+from torch import nn
+
+class Block(nn.Module):
+    def __init__(self, c, k):
+        super().__init__()
+        self.conv = nn.Conv1d(c, c, k, padding=k - 1)
+        self.proj = nn.Conv1d(c, c, 1)
+
+    def forward(self, x):
+        h = self.conv(x)
+        h = self.proj(torch.relu(h))
+        return x + h
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = Block(8, 4)
+
+    def forward(self, x):
+        return self.block(x)
+
+INPUT = (2, 8, 20)
+""",
+    "unet_pop": """
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+class UNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.down = nn.ModuleList([nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 16, 3, padding=1)])
+        self.up = nn.ModuleList([nn.ConvTranspose2d(16, 16, 2, stride=2)])
+        self.dec = nn.Conv2d(24, 8, 3, padding=1)
+
+    def forward(self, x):
+        h = []
+        x = self.down[0](x)
+        h.append(x)
+        x = F.max_pool2d(x, 2)
+        x = self.down[1](x)
+        x = self.up[0](x)
+        x = torch.cat((x, h.pop()), dim=1)
+        return self.dec(x)
+
+INPUT = (1, 3, 15, 15)
+""",
+    "transformer": """
+import torch
+from torch import nn
+
+class Layer(nn.Module):
+    def __init__(self, d, hidden):
+        super().__init__()
+        self.norm = nn.LayerNorm(d)
+        self.in_proj = nn.Linear(d, hidden)
+        self.out_proj = nn.Linear(hidden, hidden)
+
+    def forward(self, x):
+        return x + self.out_proj(torch.relu(self.in_proj(self.norm(x))))
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList([Layer(16, 32), Layer(16, 32)])
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+INPUT = (2, 5, 16)
+""",
+}
+
+_COUNTER = itertools.count()
+
+
+def load(source: str, directory):
+    """Import a model's source from a file of its own, so its lines are real."""
+    path = directory / f"sized_model_{next(_COUNTER)}.py"
+    path.write_text(textwrap.dedent(source))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, path
+
+
+def build(module):
+    return (getattr(module, "Net", None) or module.UNet)()
+
+
+def lint(name: str, directory):
+    module, path = load(MODELS[name], directory)
+    report = reslint.check(build(module), torch.randn(*module.INPUT))
+    return module, path, report.findings
+
+
+def pasted(path, fix) -> str:
+    """The model's source with fix.code in place of the statement it rewrites, at that statement's indent."""
+    lines = path.read_text().splitlines()
+    first = lines[fix.line - 1]
+    indent = first[: len(first) - len(first.lstrip())]
+    lines[fix.line - 1 : fix.end_line] = [indent + line for line in fix.code.splitlines()]
+    return "\n".join(lines) + "\n"
+
+
+def runs_with_statement_fix(path, fix, directory) -> torch.Tensor:
+    assert fix.line > 0
+    module, _ = load(pasted(path, fix), directory)
+    return build(module)(torch.randn(*module.INPUT))
+
+
+def runs_with_layer_fixes(module, fixes) -> torch.Tensor:
+    model = build(module)
+    for fix in fixes:
+        assert fix.line == 0
+        parent, _, name = fix.module.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, name, eval(fix.code, {"nn": nn}))
+    return model(torch.randn(*module.INPUT))
+
+
+@pytest.mark.parametrize(
+    "name, kind, code, layer",
+    [
+        ("resnet_d", "ceil-mode-pool", "nn.AvgPool2d(2, ceil_mode=True)", "block.shortcut.0"),
+        ("dilated", "repad-conv", "nn.Conv2d(8, 8, kernel_size=3, padding=2, dilation=2)", "block.conv1"),
+        ("pool_padding", "repad-pool", "nn.MaxPool2d(3, stride=2, padding=1)", "down.pool"),
+    ],
+)
+def test_layer_size_fixes(tmp_path, name, kind, code, layer):
+    module, _, findings = lint(name, tmp_path)
+    finding, = findings
+    assert finding.code == "RL001"
+    assert (finding.fix.kind, finding.fix.code, finding.fix.module, finding.fix.validated) == (kind, code, layer, True)
+    runs_with_layer_fixes(module, [finding.fix])
+
+
+def test_option_a_pad_shortcut_with_the_wrong_amount_points_at_the_pad(tmp_path):
+    _, path, findings = lint("option_a", tmp_path)
+    finding, = findings
+    fix = finding.fix
+    assert (fix.kind, fix.validated) == ("fix-pad", True)
+    assert "planes // 4, planes // 4" in fix.code  # the user's expression, with the right amount
+    assert "Conv" not in fix.code
+    assert runs_with_statement_fix(path, fix, tmp_path).shape == (2, 32, 4, 4)
+
+
+def test_convnext_block_without_the_permute_back(tmp_path):
+    _, path, findings = lint("convnext", tmp_path)
+    assert [f.code for f in findings] == ["RL001", "RL001"]  # the same line, in both identical blocks
+    for finding in findings:
+        assert (finding.fix.kind, finding.fix.validated) == ("permute-back", True)
+        assert finding.fix.code == "x = shortcut + x.permute(0, 3, 1, 2)"
+    assert runs_with_statement_fix(path, findings[0].fix, tmp_path).shape == (2, 2, 8, 8)
+
+
+def test_causal_conv_without_the_crop_gets_the_crop_not_a_projection_of_the_sequence(tmp_path):
+    _, path, findings = lint("causal", tmp_path)
+    finding, = findings
+    fix = finding.fix
+    assert (fix.kind, fix.validated) == ("crop", True)
+    assert fix.code == "h = self.conv(x)[..., :x.shape[-1]]"
+    assert runs_with_statement_fix(path, fix, tmp_path).shape == (2, 8, 20)
+
+
+def test_unet_cat_of_a_popped_skip_evaluates_pop_once(tmp_path):
+    _, path, findings = lint("unet_pop", tmp_path)
+    finding, = findings
+    fix = finding.fix
+    assert (finding.code, fix.kind, fix.validated) == ("RL003", "resize-to-skip", True)
+    assert fix.code.count("h.pop()") == 1
+    assert runs_with_statement_fix(path, fix, tmp_path).shape == (1, 8, 15, 15)
+
+
+def test_identical_blocks_get_the_same_fix(tmp_path):
+    """The last block alone could project its skip; its twin cannot: both get resize-transform."""
+    module, _, findings = lint("transformer", tmp_path)
+    assert [f.module for f in findings] == ["layers.0", "layers.1"]
+    kinds = {(f.fix.kind, f.fix.module.split(".")[-1], f.fix.code, f.fix.validated) for f in findings}
+    assert kinds == {("resize-transform", "out_proj", "nn.Linear(32, 16)", True)}
+    assert runs_with_layer_fixes(module, [f.fix for f in findings]).shape == (2, 5, 16)
+
+
+def test_code_that_reads_names_outside_the_scope_is_not_pasteable(tmp_path):
+    module, path = load(MODELS["unet_pop"], tmp_path)
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "torch.cat" in text)
+    statement = fix_source.statement_at(str(path), line)
+    assert fix_source.pasteable("x = torch.cat((F.interpolate(x, size=h[-1].shape[2:]), h.pop()), dim=1)", statement)
+    assert not fix_source.pasteable("decoder = F.interpolate(decoder, size=skip.shape[2:])", statement)
+    assert not fix_source.pasteable("x = torch.cat((x,", statement)
