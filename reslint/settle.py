@@ -1,60 +1,160 @@
 """Choose, at each failing node, the substitute the rest of the model accepts.
 
-The first propagation substitutes a default value where an op fails (the left operand's shape for an
-add). That guess can be wrong: if the skip's shape is the intended one, the guess makes every later
-layer fail too. Here each failing node tries each of its substitutes and the rest of the model is
-re-propagated. What counts as evidence against a substitute is a later layer or op that rejects it,
-and every node it leaves unknown (a layer that fails with no substitute ends what can be checked).
-A later join that fails is not evidence: it may be a bug of its own, and lining up by chance with a
-wrong substitute proves nothing. So later failing joins take their own preferred side during the
-trials, and the preferred side wins ties: the transform for an add (it carries the block's declared
-channels and stride), the skip for a cat (a DenseNet or U-Net concat keeps the skip's size).
+One root cause must give one finding: what the model does after a failure is checked on the value
+the code *meant* to compute there, so that later layers fail only for bugs of their own.
+
+Candidates. A failing op offers its local substitutes (each operand's shape for an add; for a
+layer, its output on the input moved to the layout it expects (a missing permute), or resized) and
+the shapes the rest of the model expects there (`expected_shapes`): the other operand of the first
+join downstream that the failing value meets, the residual stream it is meant to rejoin (a ConvNeXt
+layer scale applied channels-first to a channels-last tensor expects the block's input shape).
+
+Choice. Each failing node, in graph order, tries each candidate and the rest of the model is
+re-propagated. Ranked by:
+1. evidence against it: later layers or ops (not joins) that reject it, and nodes left unknown;
+2. for a join, its preferred side (`preferred_operand`);
+3. the trouble it leaves downstream: later joins that fail, or newly only work by broadcasting;
+4. the candidate's order.
+A later join that fails is not evidence (tier 1): it may be a bug of its own, and lining up by
+chance with a wrong substitute proves nothing; so later failing joins take their own preferred side
+during the trials. Tier 3 only breaks ties among candidates nothing rejects: an op with no side of
+its own (an RL000) takes the value under which the rest of the block lines up.
+
+The preferred side of an add is the transform when the operands differ in what layers declare
+(channels or features, or a stride's exact factor): it carries the block's declared width and stride
+(a missing projection). It is the skip, the residual stream, when the transform is the skip's shape
+permuted (a missing permute back) or differs in a size no declared stride explains (an uncropped
+causal conv, a lost padding, a window reverse with swapped dims): carrying such a transform on would
+make every later block fail, or line up by chance and hide their own bugs. A cat prefers its skip (a
+DenseNet or U-Net concat keeps the skip's size).
 """
 
 from __future__ import annotations
 
+from collections import deque
+
+import torch
 import torch.fx as fx
 
 from reslint.joins import SkipJoin
-from reslint.trace.ops import cat_tensors_and_dim
-from reslint.trace.propagate import UNKNOWN, Delta, Propagation
+from reslint.roles import roles_of
+from reslint.trace.ops import cat_tensors_and_dim, is_add, is_elementwise
+from reslint.trace.propagate import UNKNOWN, Delta, Propagation, same_value
+
+DECLARED_ROLES = {"channels", "features", "heads"}
+EXPECTED_SEARCH = 64  # nodes visited downstream of a failing node when looking for what it rejoins
 
 
-def preferred_operand(join: SkipJoin) -> int | None:
-    """Index, among the join's tensor args, of the operand whose shape the join should take."""
-    wanted = join.transform if join.kind == "add" else join.skip
+def join_operand_nodes(join: SkipJoin) -> list[fx.Node]:
     if join.kind == "add":
-        operands = [a for a in join.node.args if isinstance(a, fx.Node)]
-    else:
-        tensors, _ = cat_tensors_and_dim(join.node.args, join.node.kwargs)
-        operands = [a for a in tensors if isinstance(a, fx.Node)]
+        return [a for a in join.node.args if isinstance(a, fx.Node)]
+    tensors, _ = cat_tensors_and_dim(join.node.args, join.node.kwargs)
+    return [a for a in tensors if isinstance(a, fx.Node)]
+
+
+def preferred_operand(join: SkipJoin, propagation: Propagation | None = None) -> int | None:
+    """Index, among the join's tensor args, of the operand whose shape the join should take."""
+    wanted = join.skip if join.kind != "add" or (propagation is not None and transform_is_broken(propagation, join)) else join.transform
+    operands = join_operand_nodes(join)
     return operands.index(wanted) if wanted in operands else None
+
+
+def transform_is_broken(propagation: Propagation, join: SkipJoin) -> bool:
+    """The add's transform differs from the skip in a way no declared layer explains (see above)."""
+    skip, transform = (propagation.values.get(n) for n in (join.skip, join.transform))
+    if not isinstance(skip, torch.Tensor) or not isinstance(transform, torch.Tensor) or skip.dim() != transform.dim():
+        return False
+    a, b = tuple(skip.shape), tuple(transform.shape)
+    if a == b:
+        return False
+    if sorted(a) == sorted(b):
+        return True  # the same sizes in another order: a layout that was not permuted back
+    roles = [set(r) for r in zip(*(roles_of(propagation, n) or ("unknown",) * len(a) for n in (join.skip, join.transform)))]
+    for dim, (s, t) in enumerate(zip(a, b)):
+        if s == t or s == 1 or t == 1 or roles[dim] & DECLARED_ROLES:
+            continue
+        if max(s, t) % min(s, t):
+            return True  # a size off by a few: padding, a crop, a swapped dim; no stride makes it
+    return False
+
+
+class ExpectedShapes:
+    """What the rest of the model expects at a node: the other operand of the first join (an add or
+    another elementwise op of two tensors) that each path from it reaches, taken from before it."""
+
+    def __init__(self, propagation: Propagation):
+        self.prop = propagation
+        self.rejoined: dict[fx.Node, list[fx.Node]] = {}  # the operands met, found once per node
+
+    def __call__(self, node: fx.Node) -> list[tuple[int, ...]]:
+        if "substitute_key" in node.meta:
+            return []  # an eager recording hands the model's code only local substitutes (see trace.eager)
+        if node not in self.rejoined:
+            self.rejoined[node] = self._search(node)
+        shapes: list[tuple[int, ...]] = []
+        for operand in self.rejoined[node]:  # their values as settled so far, not as first propagated
+            value = self.prop.values.get(operand)
+            if isinstance(value, torch.Tensor) and value.dim() > 1 and tuple(value.shape) not in shapes:
+                shapes.append(tuple(value.shape))
+        return shapes
+
+    def _search(self, start: fx.Node) -> list[fx.Node]:
+        index = self.prop.index
+        found: list[fx.Node] = []
+        reached = {start}
+        queue = deque(start.users)
+        visited = 0
+        while queue and visited < EXPECTED_SEARCH and len(found) < 2:
+            node = queue.popleft()
+            if node in reached:
+                continue
+            reached.add(node)
+            visited += 1
+            if is_add(node) or is_elementwise(node):
+                before = [a for a in node.all_input_nodes if a not in reached and index[a] < index[start]]
+                tensors = [a for a in before if isinstance(self.prop.values.get(a), torch.Tensor) and self.prop.values[a].dim() > 1]
+                if tensors:
+                    if tensors[0] not in found:
+                        found.append(tensors[0])
+                    continue  # this path rejoins here
+            queue.extend(node.users)
+        return found
 
 
 class Settler:
     def __init__(self, propagation: Propagation, joins: list[SkipJoin]):
         self.prop = propagation
-        self.preferences = {join.node: preferred_operand(join) for join in joins}
+        self.joins = {join.node: join for join in joins}
+        self.preferences = {join.node: preferred_operand(join, propagation) for join in joins}
         self.unknown = sum(1 for value in propagation.values.values() if value is UNKNOWN)
 
     def settle(self) -> None:
         if not self.prop.failures:
             return
+        self.prop.expected = ExpectedShapes(self.prop)
         # Every join, failing now or once an earlier choice changes, starts on its preferred side.
         initial = {node: pick for node, pick in self.preferences.items() if pick is not None}
         changed = {node: pick for node, pick in initial.items() if node in self.prop.failures and pick != 0}
         self.prop.chosen.update(initial)
-        if changed:
-            self._commit(self.prop.recompute({}, chosen=changed), changed)
+        # Failing ops (not joins) are re-run so that they offer the expected shapes too.
+        rerun = {node: self.prop.chosen.get(node, 0) for node in self.prop.failures if node not in self.preferences}
+        if changed or rerun:
+            self._commit(self.prop.recompute({}, chosen={**rerun, **changed}), changed)
         for node in self.prop.nodes:
             failure = self.prop.failures.get(node)
+            if failure is None:
+                continue
+            if node not in self.preferences:  # its expected shapes as the choices so far make them
+                refreshed = self.prop.recompute({}, chosen={node: self.prop.chosen.get(node, 0)})
+                self._commit(refreshed, {})
+                failure = self.prop.failures.get(node)
             if failure is None or len(failure.candidates) < 2:
                 continue
             preferred = self.preferences.get(node)
             best = None
             for pick in range(len(failure.candidates)):
                 delta = self.prop.recompute({}, chosen={node: pick})
-                rank = (self.evidence_against(delta), pick != preferred, pick)
+                rank = (self.evidence_against(delta), pick != preferred, self.trouble(delta, node), pick)
                 if best is None or rank < best[0]:
                     best = (rank, pick, delta)
             _, pick, delta = best
@@ -64,6 +164,19 @@ class Settler:
         """Failing nodes that are not joins, plus nodes left unknown, once `delta` is applied."""
         failing = sum(1 for node in self.prop.failing_after(delta) if node not in self.preferences)
         return failing + self.unknown + self._unknown_change(delta)
+
+    def trouble(self, delta: Delta, tried: fx.Node) -> int:
+        """Joins after `tried` that fail, or that only work by broadcasting, once `delta` is applied."""
+        failing = sum(1 for node in self.prop.failing_after(delta) if node in self.preferences and node is not tried)
+        broadcasting = 0
+        for node, value in delta.values.items():
+            join = self.joins.get(node)
+            if join is None or node is tried or node in delta.failures or join.kind != "add" or not isinstance(value, torch.Tensor):
+                continue
+            operands = [delta.values.get(n, self.prop.values.get(n)) for n in (join.skip, join.transform)]
+            if any(isinstance(v, torch.Tensor) and v.shape != value.shape for v in operands):
+                broadcasting += 1
+        return failing + broadcasting
 
     def _unknown_change(self, delta: Delta) -> int:
         values = self.prop.values

@@ -68,6 +68,8 @@ class Propagation:
         self.values: dict[fx.Node, Any] = {}
         self.failures: dict[fx.Node, Failure] = {}
         self.chosen: dict[fx.Node, int] = {}  # which candidate substitutes each failing node
+        # Shapes the rest of the model expects at a node, offered as further substitutes (set by settle).
+        self.expected: Callable[[fx.Node], list[tuple[int, ...]]] = lambda node: []
         self._interpreter = fx.Interpreter(root, garbage_collect_values=False, graph=graph)
         self._placeholder_values = self._bind_placeholders(inputs)
         # Data-dependent ops (nonzero, x[mask], .item()) run on representative values; see data_dependent.
@@ -170,6 +172,12 @@ class Propagation:
         if is_meta_limitation(error):
             return Failure(first_line(error), [], limitation=True)
         candidates = stand_ins(node, args, kwargs, self.module(node), lambda adapted: self._run_op(node, adapted, kwargs))
+        # Then the shapes the rest of the model expects here (see settle.expected_shapes), if not among them.
+        for shape in self.expected(node):
+            if isinstance(shape, tuple) and not any(isinstance(c, torch.Tensor) and tuple(c.shape) == shape for c in candidates):
+                like = next((c for c in candidates if isinstance(c, torch.Tensor)), None)
+                dtype = like.dtype if like is not None else torch.float32
+                candidates.append(torch.empty(shape, dtype=dtype, device="meta"))
         return Failure(first_line(error), candidates)
 
     def _bind_placeholders(self, inputs: tuple[Any, ...]) -> dict[fx.Node, Any]:
@@ -253,10 +261,36 @@ def stand_ins(node: fx.Node, args: tuple, kwargs: dict, module: nn.Module | None
         adapted = None
     if adapted is None:
         return []
-    try:
-        return [run(adapted)]
-    except Exception:
-        return []
+    results = []
+    # A layer given the other layout (a missing permute) gets its input with the dim moved first:
+    # what the code meant; the resized input is the fallback.
+    for attempt in (moved_input(args, adapted), adapted):
+        if attempt is None:
+            continue
+        try:
+            results.append(run(attempt))
+        except Exception:
+            pass
+    return results
+
+
+def moved_input(args: tuple, adapted: tuple) -> tuple | None:
+    """args with the first tensor permuted so the one dim `adapted` resized gets the size it wanted,
+    when exactly one other (non-batch) dim has that size: a channels-last tensor given to a conv, a
+    channels-first one to a Linear or LayerNorm."""
+    x, want = args[0], adapted[0]
+    if not isinstance(x, torch.Tensor) or not isinstance(want, torch.Tensor) or x.dim() != want.dim() or x.dim() < 3:
+        return None
+    changed = [d for d in range(x.dim()) if x.shape[d] != want.shape[d]]
+    if len(changed) != 1:
+        return None
+    target = changed[0]
+    holders = [d for d in range(1, x.dim()) if d != target and x.shape[d] == want.shape[target]]
+    if len(holders) != 1:
+        return None
+    order = [d for d in range(x.dim()) if d != holders[0]]
+    order.insert(target, holders[0])
+    return (x.permute(order), *args[1:])
 
 
 def adapt_input(module: nn.Module | None, args: tuple) -> tuple | None:
