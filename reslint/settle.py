@@ -80,7 +80,7 @@ def transform_is_broken(propagation: Propagation, join: SkipJoin) -> bool:
 
 class ExpectedShapes:
     """What the rest of the model expects at a node: the other operand of the first join (an add or
-    another elementwise op of two tensors) that each path from it reaches, taken from before it."""
+    another elementwise op of two tensors) that each path from it reaches, one not computed from it."""
 
     def __init__(self, propagation: Propagation):
         self.prop = propagation
@@ -111,7 +111,7 @@ class ExpectedShapes:
             reached.add(node)
             visited += 1
             if is_add(node) or is_elementwise(node):
-                before = [a for a in node.all_input_nodes if a not in reached and index[a] < index[start]]
+                before = [a for a in node.all_input_nodes if a not in reached and not self._derives_from(a, start)]
                 tensors = [a for a in before if isinstance(self.prop.values.get(a), torch.Tensor) and self.prop.values[a].dim() > 1]
                 if tensors:
                     if tensors[0] not in found:
@@ -119,6 +119,21 @@ class ExpectedShapes:
                     continue  # this path rejoins here
             queue.extend(node.users)
         return found
+
+    def _derives_from(self, node: fx.Node, start: fx.Node) -> bool:
+        """Whether `node` is computed from `start` (a walk back that never goes above `start`)."""
+        index = self.prop.index
+        floor = index[start]
+        stack, seen = [node], set()
+        while stack:
+            current = stack.pop()
+            if current is start:
+                return True
+            if current in seen or index[current] < floor:
+                continue
+            seen.add(current)
+            stack.extend(current.all_input_nodes)
+        return False
 
 
 class Settler:
