@@ -98,7 +98,7 @@ BAD_INPUTS = {
     "needs arguments": (["examples/resnet_fixed.py:BasicBlock"], "BasicBlock needs arguments (in_channels, out_channels)"),
     "bad input spec": ([FIXED, "--input", "2,x,32"], "expected comma-separated sizes"),
     "bad dtype": ([FIXED, "--input", "2,3:int77"], "unknown dtype 'int77'"),
-    "eval attempt": (["examples/resnet_fixed.py:ResNet(widths=__import__('os'))"], "is not a Python literal"),
+    "eval attempt": (["examples/resnet_fixed.py:ResNet(widths=__import__('os'))"], "is not allowed"),
     "unknown rule": ([FIXED, "--select", "RL999"], "unknown rule code RL999"),
 }
 
