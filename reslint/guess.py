@@ -32,7 +32,7 @@ from reslint.inputs import GUESS_BATCH, Inputs, bind, describe, forward_signatur
 TOKENS = 16  # sequence length of a guess: small, since some forwards loop over it in Python
 TIME_NAMES = {"t", "time", "times", "timestep", "timesteps", "sigma", "sigmas", "noise_level", "noise_levels", "noise_labels", "c_noise"}
 LABEL_NAMES = {"label", "labels", "class_label", "class_labels", "class_idx", "classes"}
-IMAGE_SIZE_ATTRS = ("img_size", "image_size", "input_size", "input_resolution")
+IMAGE_SIZE_ATTRS = ("img_size", "image_size", "input_resolution")
 POSITION_ATTRS = ("block_size", "max_seq_len", "max_seq_length", "max_position_embeddings", "n_positions", "n_ctx",
                   "context_length", "max_len", "seq_len")
 CONFIG_ATTRS = ("config", "cfg", "args", "params", "hparams")
@@ -188,9 +188,10 @@ def declared_image_size(model: nn.Module) -> int | tuple[int, int] | None:
             value = getattr(module, "img_size", None)
             if value is not None:
                 break
-    if value is None:
+    if value is None:  # timm's (3, 224, 224); a bare int `input_size` is usually an RNN's or MLP's features
         cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None)
-        value = cfg.get("input_size") if isinstance(cfg, dict) else None
+        value = cfg.get("input_size") if isinstance(cfg, dict) else _declared(model, ("input_size",))
+        value = value if isinstance(value, (tuple, list)) else None
     return _side(value)
 
 
