@@ -12,6 +12,7 @@ import torch.fx as fx
 from torch import nn
 
 from reslint import inputs as example_inputs
+from reslint.consequences import attach_consequences
 from reslint.errors import TargetError
 from reslint.findings import Finding, Fix, TargetResult
 from reslint.fixes import FixFinder
@@ -110,6 +111,7 @@ def analyze_model(
     analysis = Analysis(target, model, inputs, traced, join_finder, joins, FixFinder(propagation, join_finder), options or {})
     for code in selected_codes(select, ignore):
         result.findings.extend(f for f in load_check(code)(analysis) if not is_suppressed(f))
+    attach_consequences(propagation, result.findings)  # what fails only because of a finding: a note on it
     result.findings.sort(key=lambda f: (f.path, f.line, f.column, f.code))
     result.joins = len(joins)
     result.notes.extend(f"assumed: {note}" for note in traced.assumptions)  # data-dependent points, one per line

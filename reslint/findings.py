@@ -47,6 +47,9 @@ class Finding:
     shapes: dict[str, list[int] | None] = field(default_factory=dict)
     fix: Fix | None = None
     end_column: int = 0  # for underlining the source; not part of the JSON contract
+    # Later failures that happen only because of this one ("path:line in module: what"), when its
+    # result is carried on as written instead of as meant: a note on the root, never findings.
+    consequences: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         data = asdict(self)

@@ -67,8 +67,8 @@ def transform_is_broken(propagation: Propagation, join: SkipJoin) -> bool:
     a, b = tuple(skip.shape), tuple(transform.shape)
     if a == b:
         return False
-    if sorted(a) == sorted(b):
-        return True  # the same sizes in another order: a layout that was not permuted back
+    if sorted(a) == sorted(b) and any(_moves_dims(node) for node in join.transform_path):
+        return True  # the same sizes in another order after a permute: a layout not permuted back
     roles = [set(r) for r in zip(*(roles_of(propagation, n) or ("unknown",) * len(a) for n in (join.skip, join.transform)))]
     for dim, (s, t) in enumerate(zip(a, b)):
         if s == t or s == 1 or t == 1 or roles[dim] & DECLARED_ROLES:
@@ -76,6 +76,11 @@ def transform_is_broken(propagation: Propagation, join: SkipJoin) -> bool:
         if max(s, t) % min(s, t):
             return True  # a size off by a few: padding, a crop, a swapped dim; no stride makes it
     return False
+
+
+def _moves_dims(node: fx.Node) -> bool:
+    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+    return name in ("permute", "transpose", "movedim", "swapaxes", "swapdims", "mT")
 
 
 class ExpectedShapes:
@@ -165,6 +170,8 @@ class Settler:
                 failure = self.prop.failures.get(node)
             if failure is None or len(failure.candidates) < 2:
                 continue
+            if node in self.joins:  # its sides as the earlier choices left them
+                self.preferences[node] = preferred_operand(self.joins[node], self.prop)
             preferred = self.preferences.get(node)
             best = None
             for pick in range(len(failure.candidates)):

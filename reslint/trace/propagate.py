@@ -35,6 +35,7 @@ class Failure:
     message: str
     candidates: list[Any]  # substitutes that let propagation go on; chosen[node] picks one
     limitation: bool = False  # the op cannot run on meta at all; the model itself may be fine
+    local: int | None = None  # how many candidates the op itself offers; those after are expected shapes
 
 
 @dataclass
@@ -172,13 +173,14 @@ class Propagation:
         if is_meta_limitation(error):
             return Failure(first_line(error), [], limitation=True)
         candidates = stand_ins(node, args, kwargs, self.module(node), lambda adapted: self._run_op(node, adapted, kwargs))
-        # Then the shapes the rest of the model expects here (see settle.expected_shapes), if not among them.
+        local = len(candidates)
+        # Then the shapes the rest of the model expects here (see settle.ExpectedShapes), if not among them.
         for shape in self.expected(node):
             if isinstance(shape, tuple) and not any(isinstance(c, torch.Tensor) and tuple(c.shape) == shape for c in candidates):
                 like = next((c for c in candidates if isinstance(c, torch.Tensor)), None)
                 dtype = like.dtype if like is not None else torch.float32
                 candidates.append(torch.empty(shape, dtype=dtype, device="meta"))
-        return Failure(first_line(error), candidates)
+        return Failure(first_line(error), candidates, local=local)
 
     def _bind_placeholders(self, inputs: tuple[Any, ...]) -> dict[fx.Node, Any]:
         bound = {}
