@@ -251,7 +251,14 @@ class SizeFixes:
         holder, *fields = found
         operand = fix_source.get_field(holder, fields[position])
         permuted = fix_source.expression(f"({ast.unparse(operand)}).permute{order}")
-        fix_source.set_field(holder, fields[position], permuted)
+        if isinstance(holder, ast.AugAssign) and fields[position] == "target":  # `out += x` -> `out = out.permute(..) + x`
+            rewritten = ast.Assign(targets=[holder.target], value=ast.BinOp(permuted, ast.Add(), holder.value), lineno=0)
+            if holder is statement.node:
+                statement.node = rewritten
+            else:
+                _replace(statement.node, holder, rewritten)
+        else:
+            fix_source.set_field(holder, fields[position], permuted)
         code = fix_source.statement_code(statement.node)
         node, run_op = join.node, self.prop._run_op
 

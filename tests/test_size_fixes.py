@@ -348,3 +348,57 @@ def test_code_that_reads_names_outside_the_scope_is_not_pasteable(tmp_path):
     assert fix_source.pasteable("x = torch.cat((F.interpolate(x, size=h[-1].shape[2:]), h.pop()), dim=1)", statement)
     assert not fix_source.pasteable("decoder = F.interpolate(decoder, size=skip.shape[2:])", statement)
     assert not fix_source.pasteable("x = torch.cat((x,", statement)
+
+
+SMALL_CASES = '''
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+class SwappedPad(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, (3, 1))
+
+    def forward(self, x):
+        y = F.pad(self.conv(x), (1, 1, 0, 0))
+        return x + y
+
+class PoolCall(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 8, 3, padding=1)
+        self.short = nn.Conv2d(4, 8, 1, stride=2)
+
+    def forward(self, x):
+        return F.max_pool2d(self.conv(x), 3, 2) + self.short(x)
+
+class InPlacePermute(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x):
+        out = self.lin(x.permute(0, 2, 3, 1))
+        out += x
+        return out
+
+INPUT = (2, 4, 8, 8)
+'''
+
+
+@pytest.mark.parametrize(
+    "name, kind, code",
+    [
+        ("SwappedPad", "fix-pad", "y = F.pad(self.conv(x), (0, 0, 1, 1))"),
+        ("PoolCall", "repad-pool", "return F.max_pool2d(self.conv(x), 3, 2, padding=1) + self.short(x)"),
+        ("InPlacePermute", "permute-back", "out = out.permute(0, 3, 1, 2) + x"),
+    ],
+)
+def test_statement_size_fixes(tmp_path, name, kind, code):
+    """Axes swapped in a pad, a functional pool without its padding, an in-place add of a permuted tensor."""
+    module, path = load(SMALL_CASES, tmp_path)
+    finding, = reslint.check(getattr(module, name)(), torch.randn(*module.INPUT)).findings
+    assert (finding.fix.kind, finding.fix.code, finding.fix.validated) == (kind, code, True)
+    fixed, _ = load(pasted(path, finding.fix), tmp_path)
+    getattr(fixed, name)()(torch.randn(*module.INPUT))
