@@ -12,11 +12,13 @@ import inspect
 
 import pytest
 import torch
+from torch import nn
 
 import reslint
 
 MODELS = '''
 import torch
+from torch import nn
 import torch.nn.functional as F
 from torch import nn
 
@@ -314,3 +316,27 @@ def test_a_broken_expert_is_found(models):
         model.experts[index] = Residual(8)
     result = check(model, "eager")
     assert [(f.code, f.line, f.module) for f in result.findings] == [("RL001", expected_line(Residual), "experts.2")]
+
+
+class _NamesADevice(nn.Module):
+    """A forward that makes tensors on a named device (`self.device`), as diffusion U-Nets do for time embeddings."""
+
+    def __init__(self, device="cuda"):
+        super().__init__()
+        self.device = device
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
+        self.emb = nn.Linear(16, 8)
+
+    def forward(self, x, t):
+        freqs = torch.arange(0, 16, 2, device=self.device).float()
+        e = self.emb(torch.cat([torch.sin(t[:, None] * freqs), torch.cos(t[:, None] * freqs)], dim=-1)).to(self.device)
+        h = self.conv(x) + e[:, :, None, None]
+        return self.conv2(h) + h  # the planted bug: 8 -> 16 channels without a projection
+
+
+@pytest.mark.parametrize("device", ["cuda", "cpu", "cuda:0"])
+def test_devices_named_in_forward_run_on_meta(device):
+    result = reslint.check(_NamesADevice(device), torch.empty(2, 3, 16, 16), torch.empty(2)).targets[0]
+    assert [f.code for f in result.findings] == ["RL001"], result.findings
+    assert not result.incomplete

@@ -120,6 +120,53 @@ def spread_indices(indices: torch.Tensor, size: int, dim: int | None) -> torch.T
     return flat.reshape(moved).movedim(-1, dim).to(indices.dtype)
 
 
+DEVICE_MOVES = {"cuda", "cpu", "to", "mps", "xpu"}
+
+
+def _is_other_device(device: Any) -> bool:
+    if isinstance(device, int):
+        return True  # a CUDA ordinal
+    if isinstance(device, str):
+        device = device.split(":")[0]
+        return device in ("cpu", "cuda", "mps", "xpu", "hip", "xla", "npu")
+    return isinstance(device, torch.device) and device.type != "meta"
+
+
+def to_meta_device(func: Any, name: str, args: tuple, kwargs: dict) -> tuple[Callable[[], Any], tuple, dict] | None:
+    """The call with the devices a model's forward names (`torch.arange(T, device=self.device)`,
+    `mask.to(x.device)` where x was real, `.cuda()`) replaced by meta, where the whole run happens;
+    None when it names none. Without this a model built for "cuda" fails on a machine without one."""
+    if name in ("cuda", "cpu", "mps", "xpu") and args and _is_meta(args[0]):
+        return (lambda: args[0]), args, {}
+    changed = False
+    if _is_other_device(kwargs.get("device")):
+        kwargs, changed = {**kwargs, "device": "meta"}, True
+    if name == "to" and args and _is_meta(args[0]):
+        positional = [("meta" if _is_other_device(a) else a) for a in args[1:]]
+        positional = [a for a in positional if a != "meta"]  # `.to("cuda", torch.float16)` keeps its dtype
+        changed = changed or len(positional) != len(args) - 1
+        args = (args[0], *positional)
+    if _metas(args, kwargs) and _has_cpu_tensor(args, kwargs):  # a constant made on the CPU meets the run's meta tensors
+        args, kwargs = tree_map(_cpu_to_meta, (args, kwargs))
+        changed = True
+    if not changed:
+        return None
+    return (lambda: func(*args, **kwargs)), args, kwargs
+
+
+def _has_cpu_tensor(args: tuple, kwargs: dict) -> bool:
+    return any(isinstance(v, torch.Tensor) and v.device.type != "meta" and v.dim() for v in tree_flatten((args, kwargs))[0])
+
+
+def _cpu_to_meta(value: Any) -> Any:
+    """A real tensor as a meta one that keeps its value (when small) as its representative value."""
+    if not isinstance(value, torch.Tensor) or value.device.type == "meta" or not value.dim():
+        return value
+    meta = value.to("meta")
+    _set_value(meta, value.detach())
+    return meta
+
+
 class Assumptions:
     """The representative values of one run, and the notes that state them (one per source line).
 
@@ -137,6 +184,9 @@ class Assumptions:
     def run(self, func: Any, call: Callable[[], Any], args: tuple, kwargs: dict) -> Any:
         """`call()` (which runs `func` on `args`), on meta; if it cannot run there, on representative values."""
         name = _name(func)
+        on_meta = to_meta_device(func, name, args, kwargs)
+        if on_meta is not None:
+            call, args, kwargs = on_meta
         if name in SCALAR_FUNCTIONS and args and _is_meta(args[0]):
             return self._scalar(name, args[0])
         if name in SETITEM and len(args) > 2 and _masked(args[1]) and isinstance(args[2], torch.Tensor):
