@@ -35,6 +35,7 @@ from collections import deque
 
 import torch
 import torch.fx as fx
+from torch import nn
 
 from reslint.joins import SkipJoin
 from reslint.roles import roles_of
@@ -60,22 +61,47 @@ def preferred_operand(join: SkipJoin, propagation: Propagation | None = None) ->
 
 
 def transform_is_broken(propagation: Propagation, join: SkipJoin) -> bool:
-    """The add's transform differs from the skip in a way no declared layer explains (see above)."""
+    """The add's transform differs from its residual stream in a way no declared layer explains.
+
+    Only for a skip with no weighted layer (the block's input, maybe normed): a projection on the
+    skip may itself be the bug. Then the transform is suspect when it is the skip's shape permuted
+    after a permute (a layout not permuted back), or when it differs in a dim no layer declares (not
+    channels, features or heads) while nothing on its path resamples (no stride, pooling or
+    upsampling): an uncropped causal conv, a lost padding, a window reverse with swapped dims.
+    """
     skip, transform = (propagation.values.get(n) for n in (join.skip, join.transform))
     if not isinstance(skip, torch.Tensor) or not isinstance(transform, torch.Tensor) or skip.dim() != transform.dim():
+        return False
+    if any(_weighted(propagation, node) for node in join.skip_path):
         return False
     a, b = tuple(skip.shape), tuple(transform.shape)
     if a == b:
         return False
     if sorted(a) == sorted(b) and any(_moves_dims(node) for node in join.transform_path):
-        return True  # the same sizes in another order after a permute: a layout not permuted back
+        return True
+    if any(_resamples(propagation, node) for node in join.transform_path):
+        return False
     roles = [set(r) for r in zip(*(roles_of(propagation, n) or ("unknown",) * len(a) for n in (join.skip, join.transform)))]
-    for dim, (s, t) in enumerate(zip(a, b)):
-        if s == t or s == 1 or t == 1 or roles[dim] & DECLARED_ROLES:
-            continue
-        if max(s, t) % min(s, t):
-            return True  # a size off by a few: padding, a crop, a swapped dim; no stride makes it
-    return False
+    return any(s != t and s != 1 and t != 1 and not roles[dim] & DECLARED_ROLES for dim, (s, t) in enumerate(zip(a, b)))
+
+
+def _weighted(propagation: Propagation, node: fx.Node) -> bool:
+    module = propagation.module(node)
+    return module is not None and any(p.dim() >= 2 for p in module.parameters())
+
+
+RESAMPLING = (nn.Upsample, nn.PixelShuffle, nn.PixelUnshuffle, nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)
+
+
+def _resamples(propagation: Propagation, node: fx.Node) -> bool:
+    """A layer or call that changes spatial or sequence sizes on purpose: a stride, a pooling, an upsampling."""
+    module = propagation.module(node)
+    if module is not None:
+        stride = getattr(module, "stride", 1)
+        strides = stride if isinstance(stride, (tuple, list)) else (stride,)
+        return isinstance(module, RESAMPLING) or any(s not in (1, None) for s in strides)
+    name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+    return any(word in name for word in ("pool", "interpolate", "upsample", "pixel_shuffle", "pixel_unshuffle"))
 
 
 def _moves_dims(node: fx.Node) -> bool:
