@@ -7,6 +7,7 @@ from torch import nn
 
 import pytest
 
+import reslint
 from reslint.analyze import analyze_built
 from reslint.inputs import parse_input_spec
 from reslint.errors import TargetError
@@ -326,3 +327,22 @@ def test_bad_sizes_are_one_line(spec):
     if "=" not in spec:
         with pytest.raises(TargetError):
             parse_input_spec(spec)
+
+
+def test_optional_forward_arguments_keep_their_defaults_under_fx():
+    """`forward(x, mask=None)` is traced with mask=None, not down its `if mask is not None:` branch."""
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(8, 8)
+            self.up = torch.nn.Linear(8, 16)
+
+        def forward(self, x, mask=None):
+            h = self.fc(x)
+            if mask is not None:
+                h = h * mask
+            return x + self.up(h)
+
+    result = reslint.check(Net(), torch.empty(2, 8), frontend="fx").targets[0]
+    assert [f.code for f in result.findings] == ["RL001"] and result.frontend == "fx"

@@ -65,7 +65,7 @@ def trace(model: nn.Module, inputs: tuple[Any, ...], frontend: str = "auto") -> 
     fx_error = None
     if frontend in ("auto", "fx"):
         try:
-            graph = trace_fx(model)
+            graph = trace_fx(model, inputs)
             return Traced(_propagate(model, graph, inputs), "fx")
         except TargetError:
             raise

@@ -21,6 +21,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
+from reslint.inputs import call_arguments
 from reslint.trace.data_dependent import Assumptions
 from reslint.trace.meta_checks import check_call
 from reslint.trace.ops import is_inplace_method, tensor_method_name
@@ -95,7 +96,8 @@ class EagerRecorder(TorchFunctionMode):
         output: Any = None
         try:
             with torch.no_grad(), torch.device("meta"), self:  # tensors made in forward land on meta too
-                output = call_original(self.root, *inputs)
+                args, kwargs = call_arguments(self.root, inputs)  # keyword-only forward parameters by name
+                output = call_original(self.root, *args, **kwargs)
         except StopRecording:
             pass
         finally:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import operator
 import sys
 
+import torch
 import torch.fx as fx
 from torch import nn
 
@@ -44,15 +46,34 @@ class LocatingTracer(fx.Tracer):
         return node
 
 
-def trace_fx(model: nn.Module) -> fx.Graph:
+def trace_fx(model: nn.Module, inputs: tuple | None = None) -> fx.Graph:
     """Symbolically trace a model; raises whatever fx raises when the model is not traceable.
 
     The graph's call_module and get_attr targets name the model's own submodules and parameters; no
     GraphModule is built, since nothing runs its generated code (that would cost 10% of a trace).
+    Forward parameters past the given inputs keep their defaults while tracing (`mask=None` must not
+    be traced down its `if mask is not None:` branch).
     """
-    graph = LocatingTracer().trace(model)
+    graph = LocatingTracer().trace(model, concrete_args=_defaults_past(model, inputs))
     rebind_discarded_inplace_results(graph)
     return graph
+
+
+def _defaults_past(model: nn.Module, inputs: tuple | None) -> dict | None:
+    if inputs is None:
+        return None
+    try:
+        parameters = [
+            p for p in inspect.signature(model.forward).parameters.values()
+            if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        return None
+    defaults = {
+        p.name: p.default for p in parameters[len(inputs):]
+        if p.default is not inspect.Parameter.empty and not isinstance(p.default, torch.Tensor)
+    }
+    return defaults or None
 
 
 def rebind_discarded_inplace_results(graph: fx.Graph) -> None:
