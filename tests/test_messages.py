@@ -158,3 +158,20 @@ class WrongWidth(nn.Module):
 def test_rl000_keeps_torchs_explanation():
     finding = only(reslint.check(WrongWidth(), torch.randn(2, 3, 8, 8)), "RL000")
     assert "expected input[2, 12, 8, 8] to have 8 channels, but got 12 channels instead" in finding.message
+
+
+def test_broadcast_arithmetic_without_weights_is_not_a_residual():
+    """A MoE router's position arithmetic broadcasts a reduction on purpose: no weighted layer, no RL002."""
+
+    class Router(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gate = nn.Linear(16, 4)
+
+        def forward(self, x):
+            gates = self.gate(x).softmax(-1)
+            position = gates.cumsum(-2) + gates.sum(-2, keepdim=True)
+            return x * position.mean(-1, keepdim=True)
+
+    report = reslint.check(Router(), torch.empty(2, 8, 16))
+    assert report.findings == []

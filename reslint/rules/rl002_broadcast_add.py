@@ -58,13 +58,19 @@ def check(analysis) -> Iterator[Finding]:
             )
             yield analysis.finding("RL002", join.node, message, {"skip": skip, "transform": transform})
             continue
-        if not _squeezed_by_mistake(analysis, join, out):
+        if not _has_weights(analysis, join) or not _squeezed_by_mistake(analysis, join, out):
             continue
         message = (
             f"residual add in {where(join.node)} only works by broadcasting: skip {skip} + transform {transform} "
             f"→ {out} ({describe_difference(skip, transform, join_roles(analysis, join.node, join.skip, join.transform))})"
         )
         yield analysis.join_finding("RL002", join, message, skip, transform)
+
+
+def _has_weights(analysis, join) -> bool:
+    """A residual join skips around weighted layers; an add of two weightless computations of one tensor
+    (a router's `gates.cumsum(-2) + gates.sum(-2, keepdim=True)`) is arithmetic that broadcasts on purpose."""
+    return any(analysis.join_finder.is_weighted(node) for node in (*join.transform_path, *join.skip_path))
 
 
 def _squeezed_by_mistake(analysis, join, out: list[int]) -> bool:
