@@ -97,6 +97,9 @@ def check(
     frontend: Optional[str] = typer.Option(None, "--frontend", help="auto (fx, else eager) | fx | eager"),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Lint N targets at once (each in its own process)."),
     timeout: Optional[float] = typer.Option(None, "--timeout", min=0.1, help="Seconds per target (600); a target that takes longer is an error."),
+    max_build_memory: Optional[str] = typer.Option(None, "--max-build-memory", help="Most memory a model that must be built on the CPU may take: 8GiB, 500MB, 50% (of RAM); default half the RAM."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="Lint only part K of N of the targets (1/4 ... 4/4), for a CI matrix."),
+    shard_timings: Optional[str] = typer.Option(None, "--shard-timings", help="A previous --format json report: balance the shards by its timings."),
     allow_incomplete: bool = typer.Option(False, "--allow-incomplete", help="Exit 0 for targets that were only partly analyzed (they are still reported)."),
     exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even when there are findings."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show what model code printed (on stderr)."),
@@ -112,10 +115,13 @@ def check(
         if problem:
             _usage_error(f"--output-file {output_file}: {problem}")
 
+    import reslint.config
     from reslint.config import load_config
     from reslint.errors import TargetError
     from reslint.plan import plan_jobs
     from reslint.rules import unknown_codes
+
+    build_limit = _memory_limit(max_build_memory, getattr(reslint.config, "parse_memory", None))
 
     try:
         config = load_config(".")
@@ -136,8 +142,21 @@ def check(
         work = plan_jobs(list(targets or []), config, list(inputs), _tuple(select), _tuple(ignore), frontend, options)
     except TargetError as error:
         _usage_error(str(error))
+    if shard or shard_timings:
+        from reslint.shard import shard_jobs
+
+        try:
+            work = shard_jobs(work, shard or "1/1", shard_timings)
+        except TargetError as error:
+            _usage_error(str(error))
 
     from reslint.runner import DEFAULT_TIMEOUT
+
+    build_limit = build_limit or getattr(config, "max_build_memory", None)
+    if build_limit:
+        from reslint.materialize import set_build_budget  # before the fork: every child inherits it
+
+        set_build_budget(build_limit)
 
     workers = jobs or config.jobs or 1
     limit = timeout or config.timeout or DEFAULT_TIMEOUT
@@ -185,6 +204,15 @@ def _run(work, workers: int, timeout: float | None, show_progress: bool):
         task = progress.add_task("linting", total=len(work))
         results = run_jobs(work, workers, timeout, on_done=lambda job: progress.update(task, advance=1, description=job.target, refresh=True))
     return [r for rs in results for r in rs]
+
+
+def _memory_limit(text: str | None, parse) -> int | None:
+    if text is None or parse is None:
+        return None
+    try:
+        return parse(int(text) if text.isdigit() else text)
+    except Exception:  # noqa: BLE001  whatever the parser rejects it with
+        _usage_error(f"--max-build-memory {text!r}: expected a size like 8GiB or 500MB, a share of RAM like 50%, or bytes")
 
 
 def _show_output(target: str, output: str) -> None:
@@ -251,5 +279,30 @@ def list_rules() -> None:
         typer.echo(f"{info.code}  {info.severity:<7}  {summary.partition(': ')[2]}{default}")
 
 
+@app.command()
+def server() -> None:
+    """Run the language server (LSP over stdio) for editors: diagnostics on open and save, fixes, hover."""
+    from reslint.server import serve
+
+    serve()
+
+
+@app.command()
+def daemon(action: str = typer.Argument(..., help="start | stop | status")) -> None:
+    """A warm reslint for this project: while it runs, reslint commands here use it (as mypy's dmypy)."""
+    from reslint import daemon as warm
+
+    if action not in ("start", "stop", "status"):
+        _usage_error(f"reslint daemon {action}: expected start, stop or status")
+    code, message = getattr(warm, action)(warm.project_root())
+    typer.echo(message, err=code != 0)
+    raise typer.Exit(code)
+
+
 def main() -> None:
+    from reslint.daemon import forward  # a running daemon of this project answers instead (no torch here)
+
+    code = forward(sys.argv[1:])
+    if code is not None:
+        sys.exit(code)
     app()

@@ -19,6 +19,7 @@ Messages from child to parent are length-prefixed pickles on a pipe: `("phase", 
 from __future__ import annotations
 
 import faulthandler
+import gc
 import os
 import pickle
 import re
@@ -122,6 +123,9 @@ def _start(index: int, job: Any, work, argv0: str, timeout: float | None) -> Wor
     capture, stacks = Capture(), tempfile.TemporaryFile()
     reader, writer = os.pipe()
     flush_streams()  # nothing buffered in the parent may be written twice
+    # The child's garbage collector would otherwise write to every object the parent made (torch and
+    # all), copying most of the parent's memory page by page; frozen, they are left alone.
+    gc.freeze()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads running
         pid = os.fork()

@@ -175,7 +175,8 @@ FLAG_CHECKS = '''
 import sys
 from reslint.cli import app
 for args in (["m.py:Net", "--output-file", "no/such/dir/x.json"], ["m.py:Net", "-o", "tests"], ["m.py:Net", "-j", "0"],
-             ["m.py:Net", "--timeout", "30s"], ["m.py:Net", "--timeout", "-5"], ["m.py:Net", "--format", "xml"]):
+             ["m.py:Net", "--timeout", "30s"], ["m.py:Net", "--timeout", "-5"], ["m.py:Net", "--format", "xml"],
+             ["m.py:Net", "--max-build-memory", "lots"]):
     try:
         app(args)
     except SystemExit as exit:
@@ -192,9 +193,9 @@ def test_bad_flags_are_one_line_and_exit_2_before_anything_is_imported():
     result = subprocess.run([sys.executable, "-c", FLAG_CHECKS], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
-    assert lines[1::2] == ["EXIT 2"] * 6, lines
+    assert lines[1::2] == ["EXIT 2"] * 7, lines
     assert all(line.startswith("error: ") for line in lines[0::2]), lines
-    assert "no/such/dir" in lines[0] and "--jobs" in lines[4] and "--timeout" in lines[6]
+    assert "no/such/dir" in lines[0] and "--jobs" in lines[4] and "--timeout" in lines[6] and "--max-build-memory" in lines[12]
     # `reslint --help` says how to lint and shows the main options, not only the subcommands.
     assert "Usage: reslint [OPTIONS] [TARGETS]" in result.stdout.replace("targets", "TARGETS")
     for text in ("--input", "--format", "--select", "--output-file", "--timeout", "--allow-incomplete", "rule CODE"):
