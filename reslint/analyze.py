@@ -16,12 +16,14 @@ from reslint.consequences import attach_consequences
 from reslint.errors import TargetError
 from reslint.findings import Finding, Fix, TargetResult
 from reslint.fixes import FixFinder
+from reslint.grouping import group_findings
 from reslint.guess import ArgumentFiller, InputPlan, guess_plan
 from reslint.joins import JoinFinder, SkipJoin
 from reslint.load import BuiltModel
 from reslint.noqa import is_suppressed
 from reslint.rules import RULES, load_check, selected_codes
 from reslint.settle import settle
+from reslint.source_fixes import attach_source_edits
 from reslint.trace import Traced, rerecorded, retrace, trace
 from reslint.trace.propagate import Propagation
 from reslint.where import display_path
@@ -112,7 +114,9 @@ def analyze_model(
     for code in selected_codes(select, ignore):
         result.findings.extend(f for f in load_check(code)(analysis) if not is_suppressed(f))
     attach_consequences(propagation, result.findings)  # what fails only because of a finding: a note on it
+    attach_source_edits(model, result.findings)  # each fix as an edit of the user's source (--diff, --fix)
     result.findings.sort(key=lambda f: (f.path, f.line, f.column, f.code))
+    result.findings = group_findings(result.findings, model)  # one per (path, line, code), listing its instances
     result.joins = len(joins)
     result.notes.extend(f"assumed: {note}" for note in traced.assumptions)  # data-dependent points, one per line
     result.incomplete.extend(truncation_notes(propagation))

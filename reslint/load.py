@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from reslint import importer
+from reslint.constructor_args import recording
 from reslint.discover import discover
 from reslint.errors import TargetError
 from reslint.expression import Evaluator, has_expressions
@@ -121,7 +122,7 @@ def build(factory: Any, spec: TargetSpec, label: str, namespace: types.ModuleTyp
     first_error: BaseException | None = None
     for how, context in attempts:
         try:
-            with context() as state:
+            with context() as state, recording():  # constructor arguments, for fixes in the class's terms
                 model = factory(*spec.args, **spec.kwargs)
         except BuildMemoryError as error:  # another way to build would take at least as much
             raise TargetError(f"{label}: {error}") from None

@@ -1,0 +1,87 @@
+"""What each module was built with: its constructor's arguments and where in the user's code it was made.
+
+A fix for a block class is written in the class's own parameters (`in_planes`, `planes`, `stride`), and a
+fix for a layer in the expressions of the scope that made it (`padding=dilation`). Both need, per module
+instance, the values those names had while the model was built. `recording()` wraps
+`nn.Module.__init__` while a model is built: when a module's base `__init__` runs, the frames above it
+are the module's own `__init__` chain (its arguments) and, above those, the code that called the
+constructor (its site and the names it could read). Only plain values are kept (numbers, strings,
+booleans, None, tuples of them): enough to solve for a number, and cheap to keep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from torch import nn
+
+
+@dataclass
+class Record:
+    cls: type
+    arguments: dict[str, Any]  # the most derived __init__'s parameters, as bound when it ran
+    site_path: str = ""  # the file and line of the code that called the constructor
+    site_line: int = 0
+    site_names: dict[str, Any] = field(default_factory=dict)  # plain values the calling scope could read
+
+
+_RECORDS: "weakref.WeakKeyDictionary[nn.Module, Record]" = weakref.WeakKeyDictionary()
+
+
+def record_of(module: nn.Module) -> Record | None:
+    return _RECORDS.get(module)
+
+
+def plain(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    return isinstance(value, tuple) and len(value) <= 8 and all(plain(v) for v in value)
+
+
+def _plain_locals(frame) -> dict[str, Any]:
+    try:
+        items = dict(frame.f_locals)
+    except Exception:  # noqa: BLE001  an exotic frame: nothing to read
+        return {}
+    return {k: v for k, v in items.items() if k not in ("self", "__class__") and plain(v)}
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[None]:
+    """Record every module constructed inside the block (nested use is a no-op)."""
+    original = nn.Module.__init__
+    if getattr(original, "_reslint_recording", False):
+        yield
+        return
+
+    def init(self, *args, **kwargs):
+        try:
+            _record(self, sys._getframe(1))
+        except Exception:  # noqa: BLE001  recording is an aid: never break the user's constructor
+            pass
+        original(self, *args, **kwargs)
+
+    init._reslint_recording = True  # type: ignore[attr-defined]
+    nn.Module.__init__ = init  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        nn.Module.__init__ = original  # type: ignore[method-assign]
+
+
+def _record(module: nn.Module, frame) -> None:
+    if module in _RECORDS:
+        return
+    outermost = None
+    while frame is not None and frame.f_code.co_name == "__init__" and frame.f_locals.get("self") is module:
+        outermost, frame = frame, frame.f_back
+    arguments = _plain_locals(outermost) if outermost is not None else {}
+    record = Record(type(module), arguments)
+    if frame is not None:
+        record.site_path, record.site_line = frame.f_code.co_filename, frame.f_lineno
+        record.site_names = _plain_locals(frame)
+    _RECORDS[module] = record

@@ -1,0 +1,204 @@
+"""Source edits a fix makes, as plain data, applied with LibCST so formatting and comments survive.
+
+An edit names what it changes by its place in the user's code (a file, a line, a class), not by a
+text offset, so several edits to one file apply one after the other, each to the text the previous one
+left, and an edit already made is not made twice. No torch here: the parent process applies the edits
+its workers computed.
+
+  ReplaceStatement  the statement at `line` becomes `code` (a statement fix: a pad call, a cat)
+  SetArgument       one argument of the constructor call at `line` becomes `expression` (a layer fix)
+  AddShortcut       the class's `__init__` gets `self.<attribute> = <init_code>` and the join at
+                    `join_line` reads `self.<attribute>(<skip>)` instead of `<skip>` (a projection)
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+
+class EditError(Exception):
+    """The source is not what the edit expects (it changed, or the edit does not fit it)."""
+
+
+@dataclass(frozen=True)
+class ReplaceStatement:
+    path: str
+    line: int
+    end_line: int
+    code: str
+
+    def apply(self, text: str) -> str:
+        module, positions = _parsed(text)
+        target = next(
+            (n for n, p in positions.items() if isinstance(n, cst.SimpleStatementLine) and p.start.line == self.line and p.end.line >= self.end_line),
+            None,
+        )
+        if target is None:
+            raise EditError(f"no statement at line {self.line}")
+        try:
+            body = cst.parse_module(self.code.strip() + "\n").body
+        except cst.ParserSyntaxError as error:
+            raise EditError(f"the fix does not parse: {error}") from None
+        if len(body) != 1 or not isinstance(body[0], cst.SimpleStatementLine):
+            raise EditError("the fix is not one simple statement")
+        if module.code_for_node(target.with_changes(leading_lines=[])).strip().split("#")[0].strip() == self.code.strip():
+            return text
+        replacement = target.with_changes(body=body[0].body)
+        return module.deep_replace(target, replacement).code
+
+
+@dataclass(frozen=True)
+class SetArgument:
+    path: str
+    line: int
+    callee: str  # the called name's last part: `Conv2d` for `nn.Conv2d(...)`
+    position: int  # the parameter's position in the constructor's signature (after self)
+    keyword: str
+    expression: str
+
+    def apply(self, text: str) -> str:
+        module, positions = _parsed(text)
+        calls = [
+            (n, p) for n, p in positions.items()
+            if isinstance(n, cst.Call) and _callee(n) == self.callee and p.start.line <= self.line <= p.end.line
+        ]
+        if not calls:
+            raise EditError(f"no call of {self.callee} at line {self.line}")
+        call = min(calls, key=lambda np: (np[1].end.line - np[1].start.line, -np[1].start.column))[0]
+        value = cst.parse_expression(self.expression)
+        args = list(call.args)
+        for index, arg in enumerate(args):
+            if arg.keyword is not None and arg.keyword.value == self.keyword:
+                args[index] = arg.with_changes(value=value)
+                break
+        else:
+            positional = [i for i, a in enumerate(args) if a.keyword is None and not a.star]
+            if any(a.star for a in args):
+                raise EditError(f"{self.callee}(...) at line {self.line} passes *args: not edited")
+            if self.position < len(positional):
+                index = positional[self.position]
+                args[index] = args[index].with_changes(value=value)
+            else:
+                if args:
+                    args[-1] = args[-1].with_changes(comma=cst.Comma(whitespace_after=cst.SimpleWhitespace(" ")))
+                args.append(cst.Arg(keyword=cst.Name(self.keyword), value=value,
+                                    equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))))
+        return module.deep_replace(call, call.with_changes(args=args)).code
+
+
+@dataclass(frozen=True)
+class AddShortcut:
+    path: str
+    class_name: str
+    attribute: str
+    init_code: str  # the expression assigned to self.<attribute> at the end of __init__
+    join_line: int
+    skip: str  # the name the join adds as its skip
+
+    def apply(self, text: str) -> str:
+        module, positions = _parsed(text)
+        classes = [n for n in positions if isinstance(n, cst.ClassDef) and n.name.value == self.class_name]
+        if len(classes) != 1:
+            raise EditError(f"class {self.class_name} not found once")
+        init = _init_of(classes[0], self.class_name)
+        if f"self.{self.attribute} =" in module.code_for_node(init):
+            return text  # made already (by another finding of the same class)
+        join = next(
+            (n for n, p in positions.items() if isinstance(n, cst.SimpleStatementLine) and p.start.line <= self.join_line <= p.end.line),
+            None,
+        )
+        if join is None:
+            raise EditError(f"no statement at line {self.join_line}")
+        # the join first (found by its line), then __init__ (found by name, whatever lines moved)
+        module = cst.parse_module(module.deep_replace(join, _wrap_skip(join, self.skip, f"self.{self.attribute}")).code)
+        init = _init_of(_find_class(module, self.class_name), self.class_name)
+        assignment = cst.parse_statement(f"self.{self.attribute} = {self.init_code}\n")
+        new_init = init.with_changes(body=init.body.with_changes(body=[*init.body.body, assignment]))
+        return module.deep_replace(init, new_init).code
+
+
+def _find_class(module: cst.Module, name: str) -> cst.ClassDef:
+    found: list[cst.ClassDef] = []
+
+    class Find(cst.CSTVisitor):
+        def visit_ClassDef(self, node: cst.ClassDef) -> None:
+            if node.name.value == name:
+                found.append(node)
+
+    module.visit(Find())
+    if len(found) != 1:
+        raise EditError(f"class {name} not found once")
+    return found[0]
+
+
+def _init_of(cls: cst.ClassDef, name: str) -> cst.FunctionDef:
+    init = next((n for n in cls.body.body if isinstance(n, cst.FunctionDef) and n.name.value == "__init__"), None)
+    if init is None:
+        raise EditError(f"{name} has no __init__")
+    return init
+
+
+Edit = ReplaceStatement | SetArgument | AddShortcut
+
+
+def _parsed(text: str) -> tuple[cst.Module, dict]:
+    try:
+        wrapper = MetadataWrapper(cst.parse_module(text), unsafe_skip_copy=True)
+    except cst.ParserSyntaxError as error:
+        raise EditError(f"the file does not parse: {error}") from None
+    return wrapper.module, dict(wrapper.resolve(PositionProvider))
+
+
+def _callee(call: cst.Call) -> str:
+    func = call.func
+    if isinstance(func, cst.Attribute):
+        return func.attr.value
+    return func.value if isinstance(func, cst.Name) else ""
+
+
+def _wrap_skip(statement: cst.SimpleStatementLine, skip: str, callee: str) -> cst.SimpleStatementLine:
+    """The statement with the add's operand `skip` replaced by `callee(skip)` (only that operand)."""
+
+    class Wrap(cst.CSTTransformer):
+        done = False
+
+        def _wrapped(self, node: cst.BaseExpression) -> cst.BaseExpression:
+            if not self.done and isinstance(node, cst.Name) and node.value == skip:
+                self.done = True
+                return cst.parse_expression(f"{callee}({skip})")
+            return node
+
+        def leave_AugAssign(self, original, updated):
+            return updated.with_changes(value=self._wrapped(updated.value)) if isinstance(updated.operator, cst.AddAssign) else updated
+
+        def leave_BinaryOperation(self, original, updated):
+            if not isinstance(updated.operator, cst.Add):
+                return updated
+            return updated.with_changes(left=self._wrapped(updated.left), right=self._wrapped(updated.right))
+
+        def leave_Call(self, original, updated):
+            if _callee(updated) not in ("add", "add_") or not updated.args:
+                return updated
+            args = [a.with_changes(value=self._wrapped(a.value)) if a.keyword is None else a for a in updated.args]
+            return updated.with_changes(args=args)
+
+    wrap = Wrap()
+    result = statement.visit(wrap)
+    if not wrap.done:
+        raise EditError(f"the join does not add {skip!r} as an operand")
+    return result
+
+
+def apply_all(text: str, edits: list[Edit]) -> str:
+    for edit in edits:
+        text = edit.apply(text)
+    return text
+
+
+def unified_diff(label: str, before: str, after: str) -> str:
+    lines = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True), f"{label}", f"{label}")
+    return "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines)

@@ -1,0 +1,448 @@
+"""A finding's fix as an edit of the user's source, written in the class's own parameters.
+
+The analysis proves a fix per instance in numbers (`Conv2d(16, 32, stride=2)` for `stages.1.0`,
+`Conv2d(32, 64, stride=2)` for `stages.2.0`). The edit a maintainer writes is one per class or per line
+of code, in the names that code has. With each module's constructor arguments (reslint.constructor_args)
+this module solves which names give the numbers every instance needs, and:
+
+  project-skip   the block class gets `self.shortcut = <projection> if <guard> else nn.Identity()` and
+                 the join adds `self.shortcut(x)`. The guard (`stride != 1 or in_planes != planes`) is
+                 true on exactly the instances that need the projection, so the others get nn.Identity:
+                 same output, same parameters.
+  layer fixes    (resize-transform, restride-skip, a conv's padding, a pool's ceil_mode) the argument of
+                 the constructor call that made the layer, as a name of the calling scope whose value is
+                 what each instance made there needs (`padding=dilation`), else the literal.
+  statement      (fix.line > 0) the fix's code replaces the statement as is.
+
+An edit is `safe` when every instance it touches is covered: each broken instance's fix is validated
+and the edit gives it the proven numbers, and every other instance of the class (or made at the same
+line) keeps what it had. Edits are computed in the worker (they need the model) and travel as plain
+data (reslint.edits) on `Fix.edits`, with `Fix.diff` the edit alone as a unified diff.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import os
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from reslint.constructor_args import Record, plain, record_of
+from reslint.edits import AddShortcut, Edit, EditError, ReplaceStatement, SetArgument, apply_all, unified_diff
+from reslint.findings import Finding, Fix
+from reslint.where import display_path
+
+# Which constructor parameters a number in a projection stands for, to choose among names of equal value.
+_HINTS = {"in": ("in", "inp", "cin", "input"), "out": ("out", "planes", "dim", "width", "channels", "features", "cout", "hidden"),
+          "stride": ("stride",)}
+
+
+@dataclass
+class _Unit:
+    """One instance of a finding: where its join is, the module it ran in, the fix proven for it."""
+
+    path: str
+    line: int
+    module: str
+    fix: Fix
+
+
+def _units(findings: list[Finding]) -> list[_Unit]:
+    units = []
+    for finding in findings:
+        instances = getattr(finding, "instances", None) or []
+        fixes = [(i.module, getattr(i, "fix", None)) for i in instances] or [(finding.module, finding.fix)]
+        if finding.fix is not None and all(fix is None for _, fix in fixes):
+            fixes = [(finding.module, finding.fix)]
+        units += [_Unit(finding.path, finding.line, module, fix) for module, fix in fixes if fix is not None]
+        if finding.fix is not None and not any(u.fix is finding.fix for u in units):
+            units.append(_Unit(finding.path, finding.line, finding.module, finding.fix))
+    return units
+
+
+def attach_source_edits(model: nn.Module, findings: list[Finding]) -> None:
+    """Set `fix.edits`, `fix.diff` and `fix.safe` on every finding whose fix can be written in the source.
+
+    Works on each instance (grouped findings list theirs; ungrouped ones are one each), so instances of
+    one bug get one edit, whichever finding carries them."""
+    groups: dict[tuple, list[_Unit]] = defaultdict(list)
+    for unit in _units(findings):
+        fix = unit.fix
+        if fix.line:
+            groups[("statement", unit.path, fix.line, fix.end_line, fix.code)].append(unit)
+        elif fix.kind == "project-skip":
+            block = _submodule(model, unit.module)
+            groups[("project", unit.path, unit.line, type(block))].append(unit)
+        else:
+            for path, code in _layer_changes(fix):
+                layer = _submodule(model, path)
+                record = record_of(layer) if layer is not None else None
+                site = (record.site_path, record.site_line) if record else (path,)
+                groups[("layer", site, type(layer), code)].append(unit)
+    for key, members in groups.items():
+        try:
+            edits, safe = _solve(model, key, members)
+            edits_diff(edits)  # the edits apply to the source as it is
+        except (EditError, SolveError, SyntaxError, ValueError, TypeError, OSError):
+            continue
+        _attach(members, edits, safe)
+
+
+class SolveError(Exception):
+    """No edit in the code's own terms reproduces the proven fix: the fix stays report-only."""
+
+
+def _attach(members: list[_Unit], edits: list[Edit], safe: bool) -> None:
+    """Add the group's edits to each member's fix (a chain fix may belong to several groups)."""
+    for fix in {id(u.fix): u.fix for u in members}.values():
+        first = not fix.edits
+        fix.edits = [*fix.edits, *(e for e in edits if e not in fix.edits)]
+        fix.diff = edits_diff(fix.edits)
+        fix.safe = safe if first else fix.safe and safe
+
+
+def edits_diff(edits: list[Edit]) -> str:
+    """The edits, applied in order to each file they touch, as one unified diff."""
+    by_file: dict[str, list[Edit]] = defaultdict(list)
+    for edit in edits:
+        by_file[edit.path].append(edit)
+    diffs = []
+    for path, file_edits in by_file.items():
+        before = _read(path)
+        diffs.append(unified_diff(display_path(path), before, apply_all(before, file_edits)))
+    return "".join(diffs)
+
+
+def _solve(model: nn.Module, key: tuple, members: list[_Unit]) -> tuple[list[Edit], bool]:
+    validated = all(f.fix.validated for f in members)
+    if key[0] == "statement":
+        return _statement_edit(model, members), validated
+    if key[0] == "project":
+        edit, separates = _shortcut_edit(model, members)
+        return [edit], validated and separates
+    edits, covered = _layer_edits(model, key, members)
+    return edits, validated and covered
+
+
+# -- statement fixes --------------------------------------------------------------------------------------
+
+
+def _statement_edit(model: nn.Module, members: list[_Unit]) -> list[Edit]:
+    first = members[0]
+    path = _abspath(first.path)
+    return [ReplaceStatement(path, first.fix.line, first.fix.end_line, first.fix.code)]
+
+
+# -- project-skip ---------------------------------------------------------------------------------------------
+
+
+def _shortcut_edit(model: nn.Module, members: list[_Unit]) -> tuple[Edit, bool]:
+    """The projection in the block's parameters, guarded; whether the guard separates the instances."""
+    blocks = [_submodule(model, f.module) for f in members]
+    records = [record_of(b) if b is not None else None for b in blocks]
+    if any(r is None for r in records):
+        raise SolveError("a block's constructor arguments were not recorded")
+    cls = type(blocks[0])
+    path = _abspath(members[0].path)
+    if _source_file(cls) != path:
+        raise SolveError("the join is not in the block class's file")
+    trees = [_normalized(ast.parse(f.fix.code, mode="eval").body) for f in members]
+    shapes = {ast.dump(_numbers_erased(t)) for t in trees}
+    if len(shapes) != 1:
+        raise SolveError("the instances need projections of different forms")
+    template = trees[0]
+    arguments = [r.arguments for r in records]  # type: ignore[union-attr]
+    roles: dict[str, str] = {}
+    for holder, field, index, role in _number_slots(template):
+        values = [_slot_value(t, holder, field, index) for t in trees]
+        expression = _name_for(values, arguments, role) if role else None
+        if expression is None and len(set(values)) != 1:
+            raise SolveError(f"no constructor parameter gives {values}")
+        if expression is not None:
+            _set_slot(template, holder, field, index, ast.Name(expression, ast.Load()))
+            roles.setdefault(role, expression)
+    _drop_unit_stride(template)
+    guard = _guard(roles)
+    source = _read(path)
+    tree = ast.parse(source)
+    class_node = _class_node(tree, cls.__name__)
+    line = members[0].line
+    if class_node is None or not (class_node.lineno <= line <= (class_node.end_lineno or line)):
+        raise SolveError("the join is not in the block class")
+    skip = _skip_name(class_node, line)
+    nn_name = _nn_name(cls)
+    projection = ast.unparse(template).replace("nn.", f"{nn_name}.") if nn_name != "nn" else ast.unparse(template)
+    identity = f"{nn_name}.Identity()"
+    attribute = _free_attribute(class_node, blocks)
+    if guard:
+        init_code = f"(\n    {projection}\n    if {guard}\n    else {identity}\n)"
+    else:
+        init_code = projection
+    separates = _guard_separates(model, cls, guard, {id(b) for b in blocks})
+    return AddShortcut(path, cls.__name__, attribute, init_code, line, skip), separates
+
+
+def _normalized(tree: ast.expr) -> ast.expr:
+    """Every conv in the projection spells its stride (1 when it has none), so instances compare."""
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and _call_name(call).startswith("Conv") and not any(k.arg == "stride" for k in call.keywords):
+            position = next((i for i, k in enumerate(call.keywords) if k.arg == "kernel_size"), -1) + 1
+            call.keywords.insert(position, ast.keyword("stride", ast.Constant(1)))
+    return tree
+
+
+def _drop_unit_stride(tree: ast.expr) -> None:
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call):
+            call.keywords = [k for k in call.keywords if not (k.arg == "stride" and isinstance(k.value, ast.Constant) and k.value.value == 1)]
+
+
+def _numbers_erased(tree: ast.expr) -> ast.expr:
+    copy = ast.parse(ast.unparse(tree), mode="eval").body
+    for node in ast.walk(copy):
+        if isinstance(node, ast.Constant) and type(node.value) is int:
+            node.value = 0
+    return copy
+
+
+def _number_slots(tree: ast.expr) -> list[tuple[tuple, str, int, str | None]]:
+    """(path to the call, 'args'/'kw', index, role) for each integer of the projection's calls."""
+    slots = []
+    for call_path, call in _calls_with_paths(tree):
+        name = _call_name(call)
+        for index, arg in enumerate(call.args):
+            if isinstance(arg, ast.Constant) and type(arg.value) is int:
+                role = ("in" if index == 0 else "out") if name.startswith(("Conv", "Linear")) else "out"
+                slots.append((call_path, "args", index, role))
+        for index, keyword in enumerate(call.keywords):
+            if isinstance(keyword.value, ast.Constant) and type(keyword.value.value) is int:
+                role = {"stride": "stride", "num_channels": "out", "normalized_shape": "out"}.get(keyword.arg or "")
+                slots.append((call_path, "kw", index, role))  # kernel_size, groups: kept as written
+    return slots
+
+
+def _calls_with_paths(tree: ast.expr, path: tuple = ()) -> list[tuple[tuple, ast.Call]]:
+    found = []
+    if isinstance(tree, ast.Call):
+        found.append((path, tree))
+        for index, arg in enumerate(tree.args):
+            found.extend(_calls_with_paths(arg, (*path, index)))
+    return found
+
+
+def _call_at(tree: ast.expr, path: tuple) -> ast.Call:
+    for index in path:
+        tree = tree.args[index]  # type: ignore[attr-defined]
+    return tree  # type: ignore[return-value]
+
+
+def _slot_value(tree: ast.expr, path: tuple, field: str, index: int) -> int:
+    call = _call_at(tree, path)
+    node = call.args[index] if field == "args" else call.keywords[index].value
+    return node.value  # type: ignore[attr-defined]
+
+
+def _set_slot(tree: ast.expr, path: tuple, field: str, index: int, value: ast.expr) -> None:
+    call = _call_at(tree, path)
+    if field == "args":
+        call.args[index] = value
+    else:
+        call.keywords[index].value = value
+
+
+def _name_for(values: list[Any], scopes: list[dict[str, Any]], role: str) -> str | None:
+    """A name every scope has, whose value is the wanted one in each; the one named like the role first."""
+    names = [n for n in scopes[0] if all(n in s and _same(s[n], v) for s, v in zip(scopes, values))]
+    if not names:
+        return None
+    hints = _HINTS.get(role, ())
+    ranked = sorted(names, key=lambda n: (
+        not any(h in n.lower() for h in hints),
+        role == "out" and any(h in n.lower() for h in _HINTS["in"]) and not n.lower().startswith(_HINTS["out"]),
+        list(scopes[0]).index(n) * (-1 if role == "out" else 1),
+    ))
+    return ranked[0]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    norm = lambda v: v[0] if isinstance(v, tuple) and v and len(set(v)) == 1 else v  # noqa: E731
+    return norm(a) == norm(b)
+
+
+def _guard(roles: dict[str, str]) -> str:
+    parts = []
+    if "stride" in roles:
+        parts.append(f"{roles['stride']} != 1")
+    if "in" in roles and "out" in roles and roles["in"] != roles["out"]:
+        parts.append(f"{roles['in']} != {roles['out']}")
+    return " or ".join(parts)
+
+
+def _guard_separates(model: nn.Module, cls: type, guard: str, broken: set[int]) -> bool:
+    """The guard holds on exactly the broken instances of the class (every other one gets nn.Identity)."""
+    if not guard:
+        return all(id(m) in broken for m in model.modules() if type(m) is cls)
+    code = compile(guard, "<guard>", "eval")
+    for module in model.modules():
+        if type(module) is not cls:
+            continue
+        record = record_of(module)
+        if record is None:
+            return False
+        try:
+            holds = bool(eval(code, {"__builtins__": {}}, dict(record.arguments)))  # names and ints we wrote
+        except Exception:  # noqa: BLE001
+            return False
+        if holds != (id(module) in broken):
+            return False
+    return True
+
+
+def _skip_name(class_node: ast.ClassDef, line: int) -> str:
+    """The name the join adds as its skip: the method's input, or a name bound to it (`identity = x`)."""
+    method = next(
+        (f for f in class_node.body if isinstance(f, ast.FunctionDef) and f.lineno <= line <= (f.end_lineno or f.lineno)), None
+    )
+    if method is None:
+        raise SolveError("the join is not in a method")
+    inputs = {a.arg for a in method.args.args[1:]}
+    aliases = set(inputs)
+    for node in ast.walk(method):
+        if isinstance(node, ast.Assign) and node.lineno < line and isinstance(node.value, ast.Name) and node.value.id in aliases:
+            aliases |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    reassigned = {t.id for n in ast.walk(method) if isinstance(n, (ast.Assign, ast.AugAssign)) and n.lineno < line
+                  for t in ([n.target] if isinstance(n, ast.AugAssign) else n.targets) if isinstance(t, ast.Name)
+                  if not (isinstance(n, ast.Assign) and isinstance(n.value, ast.Name) and n.value.id in aliases)}
+    statement = next((s for s in ast.walk(method) if isinstance(s, ast.stmt) and not isinstance(s, ast.FunctionDef)
+                      and s.lineno <= line <= (s.end_lineno or s.lineno) and not hasattr(s, "body")), None)
+    if statement is None:
+        raise SolveError("no statement at the join")
+    operands: list[ast.expr] = []
+    for node in ast.walk(statement):
+        if isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add):
+            operands += [node.value]
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            operands += [node.left, node.right]
+        elif isinstance(node, ast.Call) and _call_name(node) in ("add", "add_"):
+            operands += node.args[:2]
+    names = [o.id for o in operands if isinstance(o, ast.Name) and o.id in aliases and o.id not in reassigned]
+    if len(set(names)) != 1:
+        raise SolveError("cannot tell which operand is the skip")
+    return names[0]
+
+
+def _free_attribute(class_node: ast.ClassDef, blocks: list[nn.Module]) -> str:
+    used = {n.attr for n in ast.walk(class_node) if isinstance(n, ast.Attribute)}
+    for name in ("shortcut", "downsample", "skip_projection"):
+        if name not in used and not any(hasattr(b, name) for b in blocks):
+            return name
+    raise SolveError("no free attribute name for the projection")
+
+
+# -- layer fixes ----------------------------------------------------------------------------------------------
+
+
+def _layer_changes(fix: Fix) -> list[tuple[str, str]]:
+    """(module path, constructor code) per layer the fix changes (a chain fix names several: `a.b = nn.X(...)`)."""
+    lines = [line for line in fix.code.splitlines() if line.strip()]
+    if len(lines) == 1 and " = " not in lines[0]:
+        return [(fix.module, lines[0])]
+    changes = []
+    for line in lines:
+        path, _, code = line.partition(" = ")
+        changes.append((path.strip(), code.strip()))
+    return changes
+
+
+def _layer_edits(model: nn.Module, key: tuple, members: list[_Unit]) -> tuple[list[Edit], bool]:
+    _, site, cls, code = key
+    if len(site) != 2 or cls is None:
+        raise SolveError("the layer's constructor call was not recorded")
+    site_path, site_line = site
+    paths = {p for f in members for p, c in _layer_changes(f.fix) if c == code}
+    broken = [m for p in paths if (m := _submodule(model, p)) is not None]
+    new_values = _bound(cls, code)
+    at_site = [m for m in model.modules() if type(m) is cls and (r := record_of(m)) is not None
+               and (r.site_path, r.site_line) == (site_path, site_line)]
+    broken_ids = {id(m) for m in broken}
+    records: list[Record] = [record_of(m) for m in at_site]  # type: ignore[misc]
+    first = record_of(broken[0])
+    edits: list[Edit] = []
+    parameters = list(inspect.signature(cls.__init__).parameters)[1:]
+    for name, value in new_values.items():
+        if name not in first.arguments or _same(first.arguments[name], value):
+            continue
+        wanted = [value if id(m) in broken_ids else r.arguments.get(name) for m, r in zip(at_site, records)]
+        scopes = [r.site_names for r in records]
+        expression = _name_for(wanted, scopes, name) if not isinstance(value, bool) else None
+        if expression is None:
+            if len({repr(w) for w in wanted}) != 1 or not plain(value):
+                raise SolveError(f"no name at the call gives {name} for every instance made there")
+            expression = repr(value)
+        edits.append(SetArgument(site_path, site_line, cls.__name__, parameters.index(name), name, expression))
+    if not edits:
+        raise SolveError("nothing to change")
+    return edits, True
+
+
+def _bound(cls: type, code: str) -> dict[str, Any]:
+    call = ast.parse(code, mode="eval").body
+    if not isinstance(call, ast.Call):
+        raise SolveError("not a constructor call")
+    args = [ast.literal_eval(a) for a in call.args]
+    kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg}
+    bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
+    bound.apply_defaults()  # what the fix leaves out is the default (`stride` 1)
+    return {name: value for name, value in list(bound.arguments.items())[1:] if not name.startswith(("*",)) and name not in ("args", "kwargs")}
+
+
+# -- helpers --------------------------------------------------------------------------------------------------
+
+
+def _submodule(model: nn.Module, path: str) -> nn.Module | None:
+    try:
+        return model.get_submodule(path) if path else model
+    except AttributeError:
+        return None
+
+
+def _abspath(path: str) -> str:
+    return os.path.abspath(path)
+
+
+def _source_file(cls: type) -> str | None:
+    try:
+        return os.path.abspath(inspect.getsourcefile(cls) or "")
+    except TypeError:
+        return None
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def _class_node(tree: ast.Module, name: str) -> ast.ClassDef | None:
+    found = [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == name]
+    return found[0] if len(found) == 1 else None
+
+
+def _nn_name(cls: type) -> str:
+    """How the class's module spells torch.nn: `nn` (or its alias), else `torch.nn`."""
+    namespace = vars(sys.modules.get(cls.__module__) or object)
+    for name, value in namespace.items():
+        if value is nn:
+            return name
+    return "torch.nn"
+
+
+def _call_name(call: ast.Call) -> str:
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
