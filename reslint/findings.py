@@ -28,9 +28,17 @@ class Fix:
     # the lines fix.code replaces, as is. 0 for a layer (fix.code is the layer's constructor).
     line: int = 0
     end_line: int = 0
+    # The fix as an edit of the user's source (reslint/source_fixes.py), in the class's own parameters:
+    # `diff` is it as a unified diff, `edits` the same as data for --fix (reslint.edits; not in the JSON).
+    # `safe`: validated on every instance it touches, and changes nothing that was right (--fix applies
+    # it; the others need --unsafe-fixes).
+    diff: str = ""
+    safe: bool = False
+    edits: list = field(default_factory=list)
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "module": self.module, "code": self.code, "validated": self.validated}
+        return {"kind": self.kind, "module": self.module, "code": self.code, "validated": self.validated,
+                "safe": self.safe, "diff": self.diff}
 
 
 @dataclass
