@@ -42,6 +42,23 @@ class Fix:
 
 
 @dataclass
+class Instance:
+    """One place a finding's bug occurs: a module where its source line ran, with the shapes there.
+
+    `fix` is the fix proven for this instance alone (the finding's own `fix` is its first instance's);
+    it is not part of the JSON, which lists `{module, shapes}`.
+    """
+
+    module: str
+    shapes: dict[str, list[int] | None] = field(default_factory=dict)
+    module_type: str = ""
+    fix: Fix | None = None
+
+    def to_json(self) -> dict:
+        return {"module": self.module, "shapes": self.shapes}
+
+
+@dataclass
 class Finding:
     code: str
     severity: str
@@ -58,11 +75,19 @@ class Finding:
     # Later failures that happen only because of this one ("path:line in module: what"), when its
     # result is carried on as written instead of as meant: a note on the root, never findings.
     consequences: list[str] = field(default_factory=list)
+    # Every module where this line fails the same way (reslint.grouping merges them; the fields above
+    # are the first instance's). Empty for a finding made outside the analysis: then it is its only one.
+    instances: list[Instance] = field(default_factory=list)
+    # How many modules of the instances' class the model has (for "in 11 of 12 blocks"); 0 unknown.
+    # Not part of the JSON contract.
+    modules_of_class: int = 0
 
     def to_json(self) -> dict:
         data = asdict(self)
-        del data["end_column"]
+        del data["end_column"], data["modules_of_class"]
         data["fix"] = self.fix.to_json() if self.fix else None
+        instances = self.instances or [Instance(self.module, self.shapes)]
+        data["instances"] = [instance.to_json() for instance in instances]
         return data
 
 

@@ -10,6 +10,7 @@ from rich.text import Text
 
 from reslint.findings import Finding, Report, TargetResult
 from reslint.report.concise import finding_line
+from reslint.report.words import describe_consequences, describe_instances
 
 
 def render_full(report: Report, color: bool = False) -> str:
@@ -51,6 +52,12 @@ def _render_finding(console: Console, finding: Finding) -> None:
     for role, shape in finding.shapes.items():
         if shape is not None:
             console.print(Text.assemble((f" {gutter} = ", "blue"), f"{role:<10} {shape}"))
+    instances = describe_instances(finding)  # the shapes above are the first instance's
+    if instances:
+        console.print(Text.assemble((f" {gutter} = ", "blue"), instances))
+    consequences = describe_consequences(finding)
+    if consequences:
+        console.print(Text.assemble((f" {gutter} = ", "blue"), ("note", "bold"), f": {consequences}"))
     fix = finding.fix
     if fix is not None:
         status = ("validated", "green") if fix.validated else ("not validated", "yellow")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from reslint.findings import Report
+from reslint.report.words import describe_consequences, describe_instances
 
 
 def _escape(text: str, property_value: bool = False) -> str:
@@ -25,6 +26,8 @@ def render_github(report: Report) -> str:
     for finding in report.findings:
         level = "error" if finding.severity == "error" else "warning"
         message = finding.message
+        for extra in (describe_instances(finding), describe_consequences(finding)):
+            message += f"\n{extra}" if extra else ""
         if finding.fix is not None:
             message += f"\nfix ({finding.fix.kind}{', validated' if finding.fix.validated else ''}): {finding.fix.code}"
         where = ""

@@ -8,6 +8,7 @@ import subprocess
 from functools import lru_cache
 
 from reslint.findings import VERSION, Report
+from reslint.report.words import describe_consequences, describe_instances
 from reslint.rules import RULES, rule_doc
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -36,6 +37,9 @@ def render_sarif(report: Report) -> str:
             "level": LEVELS.get(finding.severity, "warning"),
             "message": {"text": _message(finding)},
         }
+        properties = _properties(finding)
+        if properties:
+            result["properties"] = properties
         if finding.path:
             region = {"startLine": finding.line}
             if finding.column:
@@ -79,10 +83,23 @@ def _notification(level: str, kind: str, text: str) -> dict:
 
 def _message(finding) -> str:
     text = finding.message
+    for extra in (describe_instances(finding), describe_consequences(finding)):
+        if extra:
+            text += f"\n{extra[0].upper()}{extra[1:]}"
     if finding.fix is not None:
         status = "validated" if finding.fix.validated else "not validated"
         text += f"\nFix ({finding.fix.kind}, {status}): {finding.fix.description}\n{finding.fix.code}"
     return text
+
+
+def _properties(finding) -> dict:
+    """Each instance's module and shapes, and what fails because of the finding, for tools to read."""
+    properties = {}
+    if len(finding.instances) > 1:
+        properties["instances"] = [instance.to_json() for instance in finding.instances]
+    if finding.consequences:
+        properties["consequences"] = list(finding.consequences)
+    return properties
 
 
 def _artifact(path: str) -> dict:
