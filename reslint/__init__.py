@@ -14,7 +14,7 @@ from reslint.findings import Finding, Fix, Report, TargetResult
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["check", "Report", "Finding", "Fix", "TargetResult", "__version__"]
+__all__ = ["check", "recording", "Report", "Finding", "Fix", "TargetResult", "__version__"]
 
 
 def check(
@@ -35,3 +35,11 @@ def check(
     )
     module = meta_copy(model)
     return Report([analyze_model(module, meta_inputs, type(model).__name__, select, ignore, frontend)])
+
+
+def recording():
+    """A context manager: models built inside it record their constructor arguments, so that
+    `report.apply_fixes()` can write each fix in the class's own parameters (the CLI always does)."""
+    from reslint.constructor_args import recording as record_constructors
+
+    return record_constructors()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import weakref
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -29,11 +28,11 @@ class Record:
     site_names: dict[str, Any] = field(default_factory=dict)  # plain values the calling scope could read
 
 
-_RECORDS: "weakref.WeakKeyDictionary[nn.Module, Record]" = weakref.WeakKeyDictionary()
+_ATTRIBUTE = "_reslint_record"  # kept on the module itself: copies of it (reslint.check's meta twin) keep it
 
 
 def record_of(module: nn.Module) -> Record | None:
-    return _RECORDS.get(module)
+    return module.__dict__.get(_ATTRIBUTE)
 
 
 def plain(value: Any) -> bool:
@@ -52,7 +51,11 @@ def _plain_locals(frame) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def recording() -> Iterator[None]:
-    """Record every module constructed inside the block (nested use is a no-op)."""
+    """Record every module constructed inside the block (nested use is a no-op).
+
+    reslint builds targets under it. From Python, build the model under it for fixes in the class's
+    own terms: `with reslint.recording(): model = Net()`, then `reslint.check(model, x).apply_fixes()`.
+    """
     original = nn.Module.__init__
     if getattr(original, "_reslint_recording", False):
         yield
@@ -74,7 +77,7 @@ def recording() -> Iterator[None]:
 
 
 def _record(module: nn.Module, frame) -> None:
-    if module in _RECORDS:
+    if _ATTRIBUTE in module.__dict__:
         return
     outermost = None
     while frame is not None and frame.f_code.co_name == "__init__" and frame.f_locals.get("self") is module:
@@ -84,4 +87,4 @@ def _record(module: nn.Module, frame) -> None:
     if frame is not None:
         record.site_path, record.site_line = frame.f_code.co_filename, frame.f_lineno
         record.site_names = _plain_locals(frame)
-    _RECORDS[module] = record
+    module.__dict__[_ATTRIBUTE] = record

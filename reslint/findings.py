@@ -147,6 +147,13 @@ class Report:
             return ExitCode.ERROR
         return ExitCode.OK
 
+    def apply_fixes(self, unsafe: bool = False, write: bool = True) -> str:
+        """Write the findings' fixes into the user's files as source edits (the safe ones; all with
+        `unsafe`) and return them as a unified diff; `write=False` only returns the diff."""
+        from reslint.apply import apply_fixes
+
+        return apply_fixes(self, unsafe=unsafe, write_files=write)
+
     def to_json(self) -> dict:
         return {
             "reslint": VERSION,

@@ -121,7 +121,7 @@ def edits_diff(edits: list[Edit]) -> str:
 def _solve(model: nn.Module, key: tuple, members: list[_Unit]) -> tuple[list[Edit], bool]:
     validated = all(f.fix.validated for f in members)
     if key[0] == "statement":
-        return _statement_edit(model, members), validated
+        return _statement_edit(model, members), validated and _every_instance(model, members)
     if key[0] == "project":
         edit, separates = _shortcut_edit(model, members)
         return [edit], validated and separates
@@ -136,6 +136,17 @@ def _statement_edit(model: nn.Module, members: list[_Unit]) -> list[Edit]:
     first = members[0]
     path = _abspath(first.path)
     return [ReplaceStatement(path, first.fix.line, first.fix.end_line, first.fix.code)]
+
+
+def _every_instance(model: nn.Module, members: list[_Unit]) -> bool:
+    """The statement runs only in instances that need the fix: every module of the join's class is broken
+    (a rewritten line runs in all of them, and reslint cannot tell what it does to the right ones)."""
+    modules = [_submodule(model, u.module) for u in members]
+    if any(m is None for m in modules):
+        return False
+    broken = {id(m) for m in modules}
+    classes = {type(m) for m in modules}
+    return all(id(m) in broken for m in model.modules() if type(m) in classes)
 
 
 # -- project-skip ---------------------------------------------------------------------------------------------
