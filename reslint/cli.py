@@ -104,6 +104,9 @@ def check(
     exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even when there are findings."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show what model code printed (on stderr)."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    show_diff: bool = typer.Option(False, "--diff", help="Print the fixes as a unified diff of your files; change nothing."),
+    fix: bool = typer.Option(False, "--fix", help="Write the safe fixes into your files, then lint again and report what is left."),
+    unsafe_fixes: bool = typer.Option(False, "--unsafe-fixes", help="With --fix or --diff, also the fixes that are not safe (reslint rule CODE says when)."),
 ) -> None:
     """Lint the skip connections of the given models.
 
@@ -162,6 +165,10 @@ def check(
     limit = timeout or config.timeout or DEFAULT_TIMEOUT
     allowed = allow_incomplete or bool(getattr(config, "allow_incomplete", False))
     report = Report(_run(work, workers, limit, show_progress=not output_format.for_machines), allow_incomplete=allowed)
+    if show_diff or fix:
+        report = _fixes(report, show_diff, unsafe_fixes, lambda: Report(_run(work, workers, limit, False), allow_incomplete=allowed))
+        if show_diff:
+            raise typer.Exit(int(ExitCode.OK if exit_zero else report.exit_code))
     color = output_format is Format.full and output_file is None and sys.stdout.isatty()
     text = render(report, output_format, color=color)
     if output_file:
@@ -185,6 +192,39 @@ def check(
     if exit_zero and code is ExitCode.FINDINGS:
         code = ExitCode.OK
     raise typer.Exit(int(code))
+
+
+def _fixes(report: Report, show_diff: bool, unsafe: bool, rerun) -> Report:
+    """--diff prints the fixes' diff (the report stays as is); --fix writes them and lints again."""
+    from reslint.apply import plan_fixes, write
+
+    plan = plan_fixes(report, unsafe=unsafe)
+    for note in plan.notes:
+        typer.echo(f"not fixed: {note}", err=True)
+    if show_diff:
+        sys.stdout.write(plan.diff)
+        sys.stdout.flush()
+        return report
+    changed = write(plan)
+    if not changed:
+        return report
+    typer.echo(f"fixed {len(plan.fixed)} finding{'s' * (len(plan.fixed) != 1)} in {', '.join(map(_shown, changed))}; linting again", err=True)
+    _forget_modules(changed)
+    return rerun()
+
+
+def _shown(path: str) -> str:
+    from reslint.where import display_path
+
+    return display_path(path)
+
+
+def _forget_modules(paths: list[str]) -> None:
+    """Edited files are imported afresh by the re-run (when it runs in this process, RESLINT_NO_FORK=1)."""
+    edited = {os.path.abspath(p) for p in paths}
+    for name, module in list(sys.modules.items()):
+        if os.path.abspath(getattr(module, "__file__", None) or "") in edited:
+            del sys.modules[name]
 
 
 def _run(work, workers: int, timeout: float | None, show_progress: bool):
