@@ -123,9 +123,12 @@ def _shapes(layer: Layer, model: nn.Module) -> list[tuple[int, ...]]:
     sequence = [(b, t, c) for t in lengths]
     if layer.kind == "norm" and len(layer.shape) > 1:
         return [(b, *layer.shape), *sequence]
+    # Last, images: a forward may patchify its input before its first layer (einops' Rearrange, a
+    # reshape), so that layer's width says nothing about the input (ViTs written without a conv stem).
+    images = [(b, 3, side, side) for side in (32, 64, 224)]
     if layer.kind == "norm" or looks_sequential(model):
-        return [*sequence, (b, c)]
-    return [(b, c), *sequence]
+        return [*sequence, (b, c), *images]
+    return [(b, c), *sequence, *images]
 
 
 def _sides(layer: Layer, model: nn.Module) -> list[tuple[int, ...]]:

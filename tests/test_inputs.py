@@ -346,3 +346,28 @@ def test_optional_forward_arguments_keep_their_defaults_under_fx():
 
     result = reslint.check(Net(), torch.empty(2, 8), frontend="fx").targets[0]
     assert [f.code for f in result.findings] == ["RL001"] and result.frontend == "fx"
+
+
+def test_a_forward_that_patchifies_its_input_gets_an_image():
+    """A ViT without a conv stem reshapes the image into patches before its first layer (a LayerNorm
+    over p*p*3 values): the width of that layer says nothing about the input, so images are tried too."""
+
+    class Patches(nn.Module):
+        def forward(self, x):
+            b, c, h, w = x.shape
+            x = x.reshape(b, c, h // 4, 4, w // 4, 4).permute(0, 2, 4, 3, 5, 1)
+            return x.reshape(b, (h // 4) * (w // 4), 16 * c)
+
+    class PatchViT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = nn.Sequential(Patches(), nn.LayerNorm(48), nn.Linear(48, 32))
+            self.pos = nn.Parameter(torch.zeros(1, 64, 32))
+            self.mlp = nn.Sequential(nn.LayerNorm(32), nn.Linear(32, 32))
+
+        def forward(self, img):
+            x = self.embed(img) + self.pos
+            return x + self.mlp(x)
+
+    result = analyze_built(lambda: BuiltModel(PatchViT().to("meta"), "vit.py:PatchViT", []), "vit.py:PatchViT", [])
+    assert result.status == "ok" and result.inputs == ["2,3,32,32"], (result.status, result.inputs, result.error)
