@@ -36,3 +36,10 @@ def run_cli(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess:
 @pytest.fixture
 def cli():
     return run_cli
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--update-golden", action="store_true", default=False,
+        help="tests/test_golden.py: rewrite the expected .out/.diff files next to the fixtures (review the diff)",
+    )

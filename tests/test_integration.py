@@ -113,8 +113,9 @@ def test_sarif_output_validates_against_the_schema(tmp_path):
 def test_github_annotations():
     result = run_cli("examples/resnet_missing_projection.py:ResNet", "--format", "github")
     lines = result.stdout.strip().splitlines()
-    assert len(lines) == 2
+    assert len(lines) == 1  # one finding per source line: the two blocks that fail there are its instances
     assert lines[0].startswith("::error file=examples/resnet_missing_projection.py,line=22,col=9,title=RL001::residual add")
+    assert "stages.1.0" in lines[0] and "stages.2.0" in lines[0]
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
