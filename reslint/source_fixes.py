@@ -83,7 +83,7 @@ def attach_source_edits(model: nn.Module, findings: list[Finding]) -> None:
                 layer = _submodule(model, path)
                 record = record_of(layer) if layer is not None else None
                 site = (record.site_path, record.site_line) if record else (path,)
-                groups[("layer", site, type(layer), code)].append(unit)
+                groups[("layer", site, type(layer))].append(unit)
     for key, members in groups.items():
         try:
             edits, safe = _solve(model, key, members)
@@ -373,30 +373,37 @@ def _layer_changes(fix: Fix) -> list[tuple[str, str]]:
 
 
 def _layer_edits(model: nn.Module, key: tuple, members: list[_Unit]) -> tuple[list[Edit], bool]:
-    _, site, cls, code = key
+    """The changed arguments of the call that made the layers, each a name whose value there is what
+    every instance made at that call needs: the fix's number for the broken ones, its own for the rest."""
+    _, site, cls = key
     if len(site) != 2 or cls is None:
         raise SolveError("the layer's constructor call was not recorded")
     site_path, site_line = site
-    paths = {p for f in members for p, c in _layer_changes(f.fix) if c == code}
-    broken = [m for p in paths if (m := _submodule(model, p)) is not None]
-    new_values = _bound(cls, code)
+    needed: dict[int, dict[str, Any]] = {}  # id(layer) -> the arguments its fix gives it
+    for unit in members:
+        for path, code in _layer_changes(unit.fix):
+            layer = _submodule(model, path)
+            if layer is not None and type(layer) is cls:
+                needed[id(layer)] = _bound(cls, code)
     at_site = [m for m in model.modules() if type(m) is cls and (r := record_of(m)) is not None
                and (r.site_path, r.site_line) == (site_path, site_line)]
-    broken_ids = {id(m) for m in broken}
     records: list[Record] = [record_of(m) for m in at_site]  # type: ignore[misc]
-    first = record_of(broken[0])
-    edits: list[Edit] = []
+    if not needed or not all(id(m) in {id(a) for a in at_site} for m in model.modules() if id(m) in needed):
+        raise SolveError("a fixed layer was not made at the call")
     parameters = list(inspect.signature(cls.__init__).parameters)[1:]
-    for name, value in new_values.items():
-        if name not in first.arguments or _same(first.arguments[name], value):
-            continue
-        wanted = [value if id(m) in broken_ids else r.arguments.get(name) for m, r in zip(at_site, records)]
+    changed = {name for m, r in zip(at_site, records) if id(m) in needed
+               for name, value in needed[id(m)].items() if name in r.arguments and not _same(r.arguments[name], value)}
+    changed = sorted(changed, key=parameters.index)
+    edits: list[Edit] = []
+    for name in changed:
+        wanted = [needed[id(m)].get(name, r.arguments.get(name)) if id(m) in needed else r.arguments.get(name)
+                  for m, r in zip(at_site, records)]
         scopes = [r.site_names for r in records]
-        expression = _name_for(wanted, scopes, name) if not isinstance(value, bool) else None
+        expression = _name_for(wanted, scopes, name) if not any(isinstance(w, bool) for w in wanted) else None
         if expression is None:
-            if len({repr(w) for w in wanted}) != 1 or not plain(value):
+            if len({repr(w) for w in wanted}) != 1 or not plain(wanted[0]):
                 raise SolveError(f"no name at the call gives {name} for every instance made there")
-            expression = repr(value)
+            expression = repr(wanted[0])
         edits.append(SetArgument(site_path, site_line, cls.__name__, parameters.index(name), name, expression))
     if not edits:
         raise SolveError("nothing to change")
