@@ -29,6 +29,7 @@ from reslint.errors import TargetError
 from reslint.expression import Evaluator, has_expressions
 from reslint.python_jit import python_jit, scripted_submodules
 from reslint.python_jit import note as python_jit_note
+from reslint.no_downloads import weights_not_downloaded
 from reslint.materialize import BuildMemoryError, bounded_cpu_build, build_budget, reading_weights
 from reslint.target import TargetSpec
 from reslint.where import display_path, traceback_user_location
@@ -122,7 +123,7 @@ def build(factory: Any, spec: TargetSpec, label: str, namespace: types.ModuleTyp
     first_error: BaseException | None = None
     for how, context in attempts:
         try:
-            with context() as state, recording():  # constructor arguments, for fixes in the class's terms
+            with context() as state, recording(), weights_not_downloaded() as skipped:  # constructor arguments, for fixes in the class's terms
                 model = factory(*spec.args, **spec.kwargs)
         except BuildMemoryError as error:  # another way to build would take at least as much
             raise TargetError(f"{label}: {error}") from None
@@ -136,6 +137,8 @@ def build(factory: Any, spec: TargetSpec, label: str, namespace: types.ModuleTyp
         elif how == "lazy":
             read = ", ".join(state.made_real) or "none"
             notes.append(f"{spec.name} computes with tensor values while it is built ({_one_line(first_error)}); built on meta, making real on the CPU only what it read (weights: {read})")
+        if skipped:
+            notes.append(f"pretrained weights were not downloaded (reslint needs only shapes): {', '.join(dict.fromkeys(skipped))}")
         break
     if not isinstance(model, nn.Module):
         raise TargetError(f"{label}: {spec.name}(...) returned a {type(model).__name__}, not an nn.Module")

@@ -92,6 +92,32 @@ def test_check_works_on_models_that_cannot_be_deep_copied():
 
     model = nn.Sequential(Block(), Block()).train()
     report = reslint.check(model, torch.randn(2, 8))
-    assert [f.code for f in report.findings] == ["RL001", "RL001"]
+    assert [f.code for f in report.findings] == ["RL001"]  # one source line, two instances
+    assert len(report.findings[0].instances) == 2
     # The user's model is untouched: still on the CPU, still training, same lock.
     assert model.training and model[0].fc.weight.device.type == "cpu" and isinstance(model[0].lock, type(threading.Lock()))
+
+
+PRETRAINED = """
+import torchvision
+from torch import nn
+
+class Perceptual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        vgg = torchvision.models.vgg11(weights=torchvision.models.VGG11_Weights.IMAGENET1K_V1)
+        self.features = vgg.features[:5]
+        self.conv = nn.Conv2d(128, 256, 3, padding=1)
+
+    def forward(self, x):
+        h = self.features(x)
+        return h + self.conv(h)  # expect: RL001
+"""
+
+
+def test_pretrained_weights_are_not_downloaded(model_file, cli):
+    path = model_file(PRETRAINED)
+    run = cli(f"{path}:Perceptual", "--input", "2,3,32,32", "--format", "json")
+    report = json.loads(run.stdout)
+    assert [f["code"] for f in report["findings"]] == ["RL001"], run.stderr
+    assert any("not downloaded" in note and "vgg11" in note for note in report["targets"][0]["notes"])
