@@ -118,8 +118,6 @@ class ExpectedShapes:
         self.rejoined: dict[fx.Node, list[fx.Node]] = {}  # the operands met, found once per node
 
     def __call__(self, node: fx.Node) -> list[tuple[int, ...]]:
-        if "substitute_key" in node.meta:
-            return []  # an eager recording hands the model's code only local substitutes (see trace.eager)
         if node not in self.rejoined:
             self.rejoined[node] = self._search(node)
         shapes: list[tuple[int, ...]] = []

@@ -51,7 +51,7 @@ def rerecorded(model: nn.Module, traced: Traced, inputs: tuple[Any, ...]) -> Tra
     """
     if traced.frontend != "eager":
         return None
-    choices = changed_choices(traced.propagation.graph, traced.propagation.chosen)
+    choices = changed_choices(traced.propagation.graph, traced.propagation.chosen, traced.propagation.failures)
     if choices is None:
         return None
     try:

@@ -134,7 +134,11 @@ class EagerRecorder(TorchFunctionMode):
         if not is_meta_limitation(error):
             candidates = stand_ins(node, args, kwargs, None, lambda adapted: func(*adapted, **kwargs))
             pick = self._pick(node, len(candidates))
-            substitute = candidates[pick] if candidates else None
+            if isinstance(pick, tuple) and candidates:  # the shape the rest of the model expects here
+                like = next((c for c in candidates if isinstance(c, torch.Tensor)), None)
+                substitute = torch.empty(pick, dtype=like.dtype if like is not None else torch.float32, device="meta")
+            else:
+                substitute = candidates[pick] if candidates else None
         if substitute is None:
             raise StopRecording() from error
         written = args[0] if args else None
@@ -156,13 +160,13 @@ class EagerRecorder(TorchFunctionMode):
         self.branches_taken[key] = side = self.branches.get(key, True)
         return side
 
-    def _pick(self, node: fx.Node, count: int) -> int:
+    def _pick(self, node: fx.Node, count: int) -> int | tuple[int, ...]:
         """The substitute chosen for this failing op, and the key that names it for the next recording."""
         where = (node.meta["module_path"], str(node.meta["source"]), getattr(node.target, "__name__", str(node.target)))
         occurrence = self._occurrences[where] = self._occurrences.get(where, -1) + 1
         node.meta["substitute_key"] = (*where, occurrence)
         pick = self.choices.get(node.meta["substitute_key"], 0)
-        node.meta["substitute_pick"] = pick = pick if pick < count else 0
+        node.meta["substitute_pick"] = pick = pick if isinstance(pick, tuple) or pick < count else 0
         return pick
 
     @staticmethod
@@ -286,9 +290,20 @@ def record_eager(
     raise AssertionError("unreachable")
 
 
-def changed_choices(graph: fx.Graph, chosen: dict[fx.Node, int]) -> dict[SubstituteKey, int] | None:
-    """The choices for a new recording, if settle chose other substitutes than the recording used."""
-    keyed = [(n.meta["substitute_key"], n.meta["substitute_pick"], chosen.get(n, 0)) for n in graph.nodes if "substitute_key" in n.meta]
+def changed_choices(graph: fx.Graph, chosen: dict[fx.Node, int], failures: dict | None = None) -> dict[SubstituteKey, Any] | None:
+    """The choices for a new recording, if settle chose other substitutes than the recording used.
+
+    A choice is an index among the op's own substitutes, or, past those (`Failure.local`), the shape
+    the rest of the model expects there (see settle.ExpectedShapes), which the recorder then hands over.
+    """
+    def wanted(node: fx.Node) -> Any:
+        pick = chosen.get(node, 0)
+        failure = (failures or {}).get(node)
+        if failure is not None and failure.local is not None and pick >= failure.local and pick < len(failure.candidates):
+            return tuple(failure.candidates[pick].shape)
+        return pick
+
+    keyed = [(n.meta["substitute_key"], n.meta["substitute_pick"], wanted(n)) for n in graph.nodes if "substitute_key" in n.meta]
     if all(used == wanted for _, used, wanted in keyed):
         return None
     return {key: wanted for key, _, wanted in keyed}
