@@ -307,11 +307,12 @@ def test_option_a_pad_shortcut_with_the_wrong_amount_points_at_the_pad(tmp_path)
 
 def test_convnext_block_without_the_permute_back(tmp_path):
     _, path, findings = lint("convnext", tmp_path)
-    assert [f.code for f in findings] == ["RL001", "RL001"]  # the same line, in both identical blocks
-    for finding in findings:
-        assert (finding.fix.kind, finding.fix.validated) == ("permute-back", True)
-        assert finding.fix.code == "x = shortcut + x.permute(0, 3, 1, 2)"
-    assert runs_with_statement_fix(path, findings[0].fix, tmp_path).shape == (2, 2, 8, 8)
+    finding, = findings  # the same line, in both identical blocks: one finding, two instances
+    assert [i.module for i in finding.instances] == ["blocks.0", "blocks.1"]
+    for fix in (i.fix for i in finding.instances):
+        assert (fix.kind, fix.validated) == ("permute-back", True)
+        assert fix.code == "x = shortcut + x.permute(0, 3, 1, 2)"
+    assert runs_with_statement_fix(path, finding.fix, tmp_path).shape == (2, 2, 8, 8)
 
 
 def test_causal_conv_without_the_crop_gets_the_crop_not_a_projection_of_the_sequence(tmp_path):
@@ -335,10 +336,12 @@ def test_unet_cat_of_a_popped_skip_evaluates_pop_once(tmp_path):
 def test_identical_blocks_get_the_same_fix(tmp_path):
     """The last block alone could project its skip; its twin cannot: both get resize-transform."""
     module, _, findings = lint("transformer", tmp_path)
-    assert [f.module for f in findings] == ["layers.0", "layers.1"]
-    kinds = {(f.fix.kind, f.fix.module.split(".")[-1], f.fix.code, f.fix.validated) for f in findings}
+    finding, = findings
+    assert [i.module for i in finding.instances] == ["layers.0", "layers.1"]
+    fixes = [i.fix for i in finding.instances]
+    kinds = {(f.kind, f.module.split(".")[-1], f.code, f.validated) for f in fixes}
     assert kinds == {("resize-transform", "out_proj", "nn.Linear(32, 16)", True)}
-    assert runs_with_layer_fixes(module, [f.fix for f in findings]).shape == (2, 5, 16)
+    assert runs_with_layer_fixes(module, fixes).shape == (2, 5, 16)
 
 
 def test_code_that_reads_names_outside_the_scope_is_not_pasteable(tmp_path):
