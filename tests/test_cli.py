@@ -16,8 +16,9 @@ def test_broken_example_exits_1_with_findings_at_the_join(cli):
     result = cli(BROKEN, "--format", "concise")
     assert result.returncode == 1
     lines = result.stdout.strip().splitlines()
-    assert len(lines) == 2
+    assert len(lines) == 1  # one finding per source line: both blocks that fail there are its instances
     assert all(line.startswith("examples/resnet_missing_projection.py:22:9: RL001") for line in lines)
+    assert "stages.1.0" in lines[0] and "stages.2.0" in lines[0]
 
 
 def test_fixed_twin_exits_0(cli):
@@ -48,12 +49,15 @@ def test_json_contract(cli):
     finding = report["findings"][0]
     assert set(finding) == {
         "code", "severity", "message", "target", "path", "line", "column", "module", "module_type", "shapes", "fix",
+        "consequences", "instances",
     }
+    assert [i["module"] for i in finding["instances"]] == ["stages.1.0", "stages.2.0"]
+    assert finding["instances"][1]["shapes"] == {"skip": [2, 32, 16, 16], "transform": [2, 64, 8, 8]}
     assert (finding["code"], finding["severity"], finding["target"]) == ("RL001", "error", BROKEN)
     assert (finding["path"], finding["line"], finding["column"]) == ("examples/resnet_missing_projection.py", 22, 9)
     assert (finding["module"], finding["module_type"]) == ("stages.1.0", "BasicBlock")
     assert finding["shapes"] == {"skip": [2, 16, 32, 32], "transform": [2, 32, 16, 16]}
-    assert finding["fix"] == {
+    assert {key: finding["fix"][key] for key in ("kind", "module", "code", "validated")} == {
         "kind": "project-skip",
         "module": "stages.1.0",
         "code": "nn.Sequential(nn.Conv2d(16, 32, kernel_size=1, stride=2, bias=False), nn.BatchNorm2d(32))",
@@ -83,9 +87,9 @@ def test_bare_file_lints_classes_that_build_without_arguments(cli):
 
 def test_target_with_literal_arguments(cli):
     result = cli("examples/resnet_missing_projection.py:ResNet(widths=(8, 8, 8))", "--format", "json")
-    findings = json.loads(result.stdout)["findings"]
+    finding, = json.loads(result.stdout)["findings"]  # one line, two instances
     # Equal widths: only the stride of the stage transitions breaks the skip now.
-    assert [f["shapes"] for f in findings] == [
+    assert [i["shapes"] for i in finding["instances"]] == [
         {"skip": [2, 8, 32, 32], "transform": [2, 8, 16, 16]},
         {"skip": [2, 8, 16, 16], "transform": [2, 8, 8, 8]},
     ]
