@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from reslint import check
-from reslint.report.concise import finding_line
+from reslint.report.concise import concise_line
 
 
 def assert_skips_ok(model: Any, *example_inputs: Any, select: list[str] | None = None, ignore: list[str] | None = None) -> None:
@@ -24,7 +24,7 @@ def assert_skips_ok(model: Any, *example_inputs: Any, select: list[str] | None =
         if target.status == "error":
             lines.append(f"error: {target.error}")
     for finding in report.findings:
-        lines.append(finding_line(finding))
+        lines.append(concise_line(finding))  # with its other instances
         if finding.fix is not None:
             lines.append(f"    fix ({finding.fix.kind}{', validated' if finding.fix.validated else ''}): {finding.fix.code}")
     raise AssertionError("reslint found problems with the skip connections:\n" + "\n".join(lines))
