@@ -337,8 +337,19 @@ def warm_parent(config=None) -> None:
     """Import torch, reslint's analysis and the CLI, let torch do its lazy imports on a tiny model, and
     import the installed libraries the configured targets import (torchvision, transformers): every
     fork starts with them. Never the project's own modules: children import those fresh."""
-    import reslint.cli  # noqa: F401
+    import contextlib
+    import io
+
+    import reslint.cli
+    import reslint.report.full  # noqa: F401  (rich, for the default format)
     from reslint import runner
+
+    # typer imports its parameter adapters (and pydantic) on the first parse: pay for it here, once.
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            reslint.cli.app(args=["check", "--select", "RL999"], prog_name="reslint", standalone_mode=False)
+        except BaseException:  # noqa: BLE001  only a head start
+            pass
 
     warm = getattr(runner, "_warm_up", None)
     if warm is not None:

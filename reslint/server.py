@@ -381,7 +381,7 @@ class Linter:
                 changed |= self.results.replace(f"internal:{path}", [], [])
             with self.condition:
                 self.busy = False
-            self.on_changed(changed)
+            self.on_changed(changed | {path})
 
     def lint(self, path: str) -> set[str]:
         """Lint what `path` affects; the files whose problems changed."""
@@ -435,7 +435,7 @@ def build_server():
     from pygls.uris import from_fs_path, to_fs_path
 
     server = LanguageServer("reslint", VERSION)
-    state: dict[str, Any] = {"linter": None, "published": set()}
+    state: dict[str, Any] = {"linter": None}
 
     severity = {"error": types.DiagnosticSeverity.Error, "warning": types.DiagnosticSeverity.Warning}
 
@@ -453,11 +453,9 @@ def build_server():
             loop.call_soon_threadsafe(publish, paths)
 
     def publish(paths: set[str]) -> None:
+        """The linted file always (an empty list says it is clean), and every file whose problems changed."""
         for path in sorted(paths):
             diagnostics = [to_diagnostic(p) for p in linter().results.problems(path)]
-            if not diagnostics and path not in state["published"]:
-                continue
-            state["published"].add(path)
             server.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=from_fs_path(path), diagnostics=diagnostics))
 
     def to_diagnostic(problem: Problem):
