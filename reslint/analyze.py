@@ -19,7 +19,7 @@ from reslint.fixes import FixFinder
 from reslint.grouping import group_findings
 from reslint.guess import ArgumentFiller, InputPlan, guess_plan
 from reslint.joins import JoinFinder, SkipJoin
-from reslint.load import BuiltModel
+from reslint.load import BuiltModel, NotBuildable
 from reslint.noqa import is_suppressed
 from reslint.rules import RULES, load_check, selected_codes
 from reslint.settle import settle
@@ -184,11 +184,14 @@ def analyze_built(
         result = analyze_plan(built.module, plan, label, select, ignore, frontend, options)
         result.notes[:0] = built.notes
         result.timings = {"build": round(build_time, 4), **result.timings}
+        if built.opaque:  # scripted submodules made elsewhere: not looked into
+            result.incomplete[:0] = built.opaque
+            result.finish()
     except TargetError as error:
         cause = error.__context__ or error  # the model's own exception, for --debug
         used = plan.candidates[0].labels if plan and plan.candidates else list(input_specs)
         result = TargetResult(
-            target=label, status="error", error=str(error), inputs=used,
+            target=label, status="skipped" if isinstance(error, NotBuildable) else "error", error=str(error), inputs=used,
             traceback="".join(traceback.format_exception(cause)),
         )
     guessed = plan.guessed if plan is not None else not input_specs

@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover
     from click.exceptions import ClickException, UsageError
 
 import reslint.quiet_torch  # noqa: F401  (before anything imports torch)
-from reslint.findings import VERSION, ExitCode, Report
+from reslint.findings import VERSION, ExitCode, Report, TargetResult
 from reslint.report import Format, render
 
 
@@ -121,7 +121,7 @@ def check(
     import reslint.config
     from reslint.config import load_config
     from reslint.errors import TargetError
-    from reslint.plan import plan_jobs
+    from reslint.plan import nothing_linted, plan_jobs
     from reslint.rules import unknown_codes
 
     build_limit = _memory_limit(max_build_memory, getattr(reslint.config, "parse_memory", None))
@@ -165,6 +165,9 @@ def check(
     limit = timeout or config.timeout or DEFAULT_TIMEOUT
     allowed = allow_incomplete or bool(getattr(config, "allow_incomplete", False))
     report = Report(_run(work, workers, limit, show_progress=not output_format.for_machines), allow_incomplete=allowed)
+    empty = nothing_linted(work, report.targets)
+    if empty:
+        report.targets.append(TargetResult(target=", ".join(dict.fromkeys(j.target for j in work if j.discovered)), status="error", error=empty))
     if show_diff or fix:
         report = _fixes(report, show_diff, unsafe_fixes, lambda: Report(_run(work, workers, limit, False), allow_incomplete=allowed))
         if show_diff:

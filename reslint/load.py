@@ -198,8 +198,24 @@ def _bounded_cpu_build() -> contextlib.AbstractContextManager:
 
 
 def _to_meta(model: nn.Module) -> nn.Module:
-    if any(t.device.type != "meta" for t in [*model.parameters(), *model.buffers()]):
-        model = model.to("meta")
+    if not any(t.device.type != "meta" for t in [*model.parameters(), *model.buffers()]):
+        return model
+    if not any(isinstance(m, torch.jit.ScriptModule) for m in model.modules()):
+        return model.to("meta")
+    # Compiled TorchScript modules cannot move: they stay as they are (opaque; see scripted_submodules).
+    def move(module: nn.Module) -> None:
+        if isinstance(module, torch.jit.ScriptModule):
+            return
+        for name, param in module._parameters.items():
+            if param is not None and param.device.type != "meta":
+                module._parameters[name] = nn.Parameter(param.detach().to("meta"), requires_grad=param.requires_grad)
+        for name, buffer in module._buffers.items():
+            if buffer is not None:
+                module._buffers[name] = buffer.to("meta")
+        for child in module.children():
+            move(child)
+
+    move(model)
     return model
 
 

@@ -44,7 +44,10 @@ def plan_jobs(targets: list[str], config: Config, inputs: list[str], select, ign
                 if _may_define_models(path):
                     mine = [t for t in config.targets if t.file and _same_file(t.file, path)]
                     excluded = tuple(t.model.rpartition(":")[2].split("(")[0] for t in mine)
-                    jobs.append(Job(path, tuple(inputs), discovered=True, exclude=excluded, **common))
+                    # A file the user named must define a model; pre-commit's changed files and the
+                    # files of a folder need not (the CLI still fails a run that linted nothing).
+                    lenient = precommit_mode() or os.path.isdir(text)
+                    jobs.append(Job(path, tuple(inputs), discovered=True, lenient=lenient, exclude=excluded, **common))
         else:
             match = configured_by_model.get(text)
             if match:
@@ -52,6 +55,28 @@ def plan_jobs(targets: list[str], config: Config, inputs: list[str], select, ign
             else:
                 jobs.append(Job(text, tuple(inputs), root=config.root, **common))
     return jobs
+
+
+def nothing_linted(jobs: list[Job], results: list) -> str | None:
+    """The error for a run of named files or folders in which no model at all was analyzed.
+
+    A gate that exits 0 must have checked something: `reslint model.py` whose every class needs
+    arguments (or whose guesses all failed) lints nothing, and says so with exit 2. pre-commit's
+    changed files are exempt: a commit that touches no model passes.
+    """
+    if precommit_mode() or not any(job.discovered for job in jobs):
+        return None
+    if any(result.status in ("ok", "findings", "incomplete", "error") for result in results):
+        return None  # something was checked, or an error already fails the run
+    paths = ", ".join(dict.fromkeys(job.target for job in jobs if job.discovered))
+    skipped = sum(1 for result in results if result.status == "skipped")
+    why = f"all {skipped} nn.Module classes found were skipped (each says why above)" if skipped else "no nn.Module class was found"
+    return f"nothing was linted in {paths}: {why}; name a model with its arguments, e.g. model.py:Net(depth=2), with --input if needed"
+
+
+def precommit_mode() -> bool:
+    """pre-commit runs hooks with PRE_COMMIT=1: the paths are changed files, not models the user named."""
+    return os.environ.get("PRE_COMMIT") == "1"
 
 
 class _AffectedTargets:

@@ -30,6 +30,7 @@ class Job:
     options: tuple[tuple[str, Any], ...] = ()
     discovered: bool = False  # models found in a file rather than named: skipped when they cannot be run
     exclude: tuple[str, ...] = ()  # discovered class names linted elsewhere (configured targets)
+    lenient: bool = False  # a bare file that defines no buildable model is not an error (pre-commit, folders)
     root: str | None = None  # the pyproject.toml's folder: a module target (pkg.models:Net) also resolves from it
 
 
@@ -64,7 +65,7 @@ def lint_target(job: Job, watch: Watch | Any = None, in_worker: bool = False) ->
         return [_error(job.target, str(error), error.__context__ or error)]
     watch.phase(f"importing {spec.source}")
     try:
-        entries = load_targets(spec)
+        entries = load_targets(spec, root=job.root, discovered=job.lenient)
     except TargetError as error:
         return [_error(job.target, str(error), error.__context__ or error, watch.output())]
     except catch as error:
@@ -72,7 +73,7 @@ def lint_target(job: Job, watch: Watch | Any = None, in_worker: bool = False) ->
     imported_output = watch.output()
     results = []
     for label, build in entries:
-        if label.rpartition(":")[2] in job.exclude:
+        if label.rpartition(":")[2].split("(")[0] in job.exclude:  # `GPT(GPTConfig())` for a config model
             continue
         result = _lint_one(job, label, build, watch, catch)
         result.output = watch.output()

@@ -391,6 +391,7 @@ def is_data_limitation(error: Exception) -> bool:
     return (
         isinstance(error, NotImplementedError) or "meta tensor" in text or "'Meta' backend" in text
         or "data-dependent" in text
+        or "TorchScript interpreter" in text  # a compiled module that stayed on the CPU (see load._to_meta)
     )
 
 
