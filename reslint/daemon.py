@@ -355,11 +355,59 @@ def warm_parent(config=None) -> None:
     if warm is not None:
         warm()
     if config is not None:
-        for name in installed_imports(config):
-            try:
-                __import__(name)
-            except BaseException:  # noqa: BLE001  only a head start: the child imports it again and reports
-                pass
+        preload(installed_imports(config))
+    learn_imports()
+
+
+def preload(names) -> None:
+    """Import installed packages in the warm parent, so that the children forked from it have them."""
+    for name in names:
+        if name in sys.modules:
+            continue
+        try:
+            __import__(name)
+        except BaseException:  # noqa: BLE001  only a head start: the child imports it again and reports
+            pass
+
+
+def learn_imports() -> None:
+    """In the children forked from here, note the installed packages a lint imported (transformers for
+    a model whose file imports it through a helper): `learned_imports` on its first result, so the warm
+    parent can import them before the next lint. What static reading of the targets cannot see."""
+    from reslint import runner
+
+    if getattr(runner, "_imports_learned", False):
+        return
+    lint_target = runner.lint_target
+
+    def learning_lint_target(job, *args, **kwargs):
+        before = set(sys.modules)
+        results = lint_target(job, *args, **kwargs)
+        try:
+            learned = installed_packages(set(sys.modules) - before)
+            if results and learned:
+                results[0].learned_imports = learned
+        except Exception:  # noqa: BLE001  a nicety
+            pass
+        return results
+
+    runner.lint_target = learning_lint_target
+    runner._imports_learned = True
+
+
+def learned_from(results) -> list[str]:
+    return sorted({name for result in results for name in getattr(result, "learned_imports", ())})
+
+
+def installed_packages(modules) -> list[str]:
+    """The top-level installed packages (site-packages, not the project's) among module names."""
+    found = []
+    for name in sorted({m.split(".")[0] for m in modules}):
+        module = sys.modules.get(name)
+        origin = getattr(module, "__file__", None) or ""
+        if name != "reslint" and ("site-packages" in origin or "dist-packages" in origin):
+            found.append(name)
+    return found
 
 
 def installed_imports(config) -> list[str]:
@@ -415,6 +463,8 @@ class Daemon:
         except Exception:  # noqa: BLE001  a broken config is reported by each run, not here
             config = None
         warm_parent(config)
+        preload(read_learned(self.root))
+        _record_learned(self.root)
         _remove(self.path)
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(self.path)
@@ -475,6 +525,7 @@ class Daemon:
                 connection.close()
 
     def _fork_run(self, connection: socket.socket, request: dict, fds: list[int]) -> int:
+        preload(read_learned(self.root))  # what earlier runs' models imported: paid once, here
         _send(connection, {"accepted": True})
         pid = os.fork()
         if pid == 0:
@@ -506,6 +557,41 @@ class Daemon:
                 done = pid
             if done:
                 self.running.pop(pid).close()
+
+
+LEARNED_FILE = "imports.json"
+
+
+def read_learned(root: str) -> list[str]:
+    try:
+        with open(os.path.join(root, STATE_DIR, LEARNED_FILE), encoding="utf-8") as handle:
+            names = json.load(handle)
+    except (OSError, ValueError):
+        return []
+    return [n for n in names if isinstance(n, str) and n.isidentifier()] if isinstance(names, list) else []
+
+
+def _record_learned(root: str) -> None:
+    """In the runs forked from the daemon: add what the models imported to .reslint/imports.json."""
+    from reslint import runner
+
+    run_jobs = runner.run_jobs
+
+    def recording_run_jobs(*args, **kwargs):
+        results = run_jobs(*args, **kwargs)
+        try:
+            learned = learned_from(r for rs in results for r in rs)
+            known = read_learned(root)
+            if set(learned) - set(known):
+                path = os.path.join(root, STATE_DIR, LEARNED_FILE)
+                with open(f"{path}.{os.getpid()}", "w", encoding="utf-8") as handle:
+                    json.dump(sorted(set(known) | set(learned)), handle)
+                os.replace(f"{path}.{os.getpid()}", path)
+        except Exception:  # noqa: BLE001  a nicety
+            pass
+        return results
+
+    runner.run_jobs = recording_run_jobs
 
 
 def _kill_group(pid: int) -> None:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import reslint.quiet_torch  # noqa: F401  (before anything imports torch)
+from reslint.daemon import learned_from, preload
 from reslint.findings import VERSION, Finding, TargetResult
 
 DEFAULT_TIMEOUT = 60.0  # seconds per target while editing (the CLI's is 600): a hang is reported sooner
@@ -350,6 +351,7 @@ class Linter:
         self.pending: list[str] = []
         self.condition = threading.Condition()
         self.busy = False
+        self.learned: list[str] = []
         self.thread = threading.Thread(target=self._loop, name="reslint-lint", daemon=True)
         self.thread.start()
 
@@ -382,6 +384,9 @@ class Linter:
             with self.condition:
                 self.busy = False
             self.on_changed(changed | {path})
+            if self.learned:  # installed packages the models imported: in the parent before the next lint
+                preload(self.learned)
+                self.learned = []
 
     def lint(self, path: str) -> set[str]:
         """Lint what `path` affects; the files whose problems changed."""
@@ -407,12 +412,14 @@ class Linter:
             return changed | self.results.replace(path, [], [])
         workers = max(1, min(len(jobs), self.jobs or config.jobs or 2))
         timeout = self.timeout or config.timeout or DEFAULT_TIMEOUT
-        for job, results in zip(jobs, run_jobs(jobs, workers, timeout)):
+        ran = run_jobs(jobs, workers, timeout)
+        for job, results in zip(jobs, ran):
             if job.discovered:  # models found in the file, not asked for: what cannot be built stays quiet
                 results = [r for r in results if not _could_not_load(r, job)]
             problems = [p for result in results for p in problems_of(result, path)]
             joins = [j for result in results for j in getattr(result, "join_sites", [])]
             changed |= self.results.replace(job.target, problems, joins)
+        self.learned = learned_from(r for rs in ran for r in rs)
         return changed
 
 
