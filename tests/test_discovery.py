@@ -64,3 +64,53 @@ def test_a_submodule_scripted_elsewhere_makes_the_target_incomplete(model_file):
     result = run(f"{path}:Net", "--input", "2,8", "--format", "concise")
     assert result.returncode == 2 and "incomplete" in result.stdout, result.stdout + result.stderr
     assert run(f"{path}:Net", "--input", "2,8", "--allow-incomplete").returncode == 0
+
+
+BUILD_TIME_SURPRISES = """
+import torch
+from torch import nn
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 16)
+
+    def forward(self, x):
+        return x + self.fc(x)  # expect: RL001
+
+class Compiled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = torch.compile(Block())
+
+    def forward(self, x):
+        return self.block(x)
+
+class DefaultDevice(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.set_default_device("cuda")
+        self.block = Block()
+
+    def forward(self, x):
+        return self.block(x)
+
+class Yields(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = Block()
+
+    def forward(self, x):
+        yield self.block(x)
+"""
+
+
+def test_compile_default_device_and_a_forward_that_runs_nothing(model_file):
+    import json
+
+    path = model_file(BUILD_TIME_SURPRISES, "surprises.py")
+    run_ = run(*(f"{path}:{name}" for name in ("Compiled", "DefaultDevice", "Yields")), "--input", "2,8", "--format", "json")
+    report = json.loads(run_.stdout)
+    statuses = {t["target"].rpartition(":")[2]: t["status"] for t in report["targets"]}
+    assert statuses == {"Compiled": "findings", "DefaultDevice": "findings", "Yields": "incomplete"}, run_.stderr
+    assert run_.returncode == 1
