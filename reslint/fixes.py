@@ -85,6 +85,29 @@ class FixFinder:
                 break
         return candidates
 
+    def failure_fix(self, node: fx.Node) -> Fix | None:
+        """A fix for an op that fails outside any join (RL000), when it is a size a layer upstream got
+        wrong (an uncropped causal conv): the first candidate under which the op runs and nothing else
+        newly fails. None when there is no candidate."""
+        if node not in self.prop.failures:
+            return None
+        firewall = self.other_broken_joins(node)
+        before = set(self.prop.failures) - {node}
+        candidates = [c for c in self.size.for_failure(node, before) if c is not None]
+        for candidate in candidates:
+            try:
+                delta = self.prop.recompute(candidate.overrides, firewall=firewall)
+            except Exception:
+                continue
+            failing = self.prop.failing_after(delta)
+            candidate.fix.validated = (
+                node not in failing and failing <= before and not self._broadcasts_newly(delta, node)
+                and (candidate.statement is None or fix_source.pasteable(candidate.fix.code, candidate.statement))
+            )
+            if candidate.fix.validated:
+                return candidate.fix
+        return candidates[0].fix if candidates else None
+
     # -- identical blocks ---------------------------------------------------------------------------
 
     def identical_joins(self, join: SkipJoin) -> list[SkipJoin]:

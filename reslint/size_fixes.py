@@ -69,6 +69,10 @@ class SizeFixes:
             yield from self.pad_call(node, path, target)
         if len(end) < 3 or 1 in differing or 0 in differing:
             return  # the layers below change spatial sizes only
+        grown = [n for n in path if causal_growth(self, n) and _input_has(self.shape(n.all_input_nodes[0]), target, differing)]
+        if grown:  # causal convs pad k-1 on purpose: the fix is the crop after them
+            yield from self.crops(grown)
+            yield from self.causal_repads(grown)
         for node in reversed(path):
             module = self.prop.module(node)
             if isinstance(module, nn.modules.conv._ConvNd) and not isinstance(module, nn.modules.conv._ConvTransposeNd):
@@ -127,57 +131,150 @@ class SizeFixes:
     # -- convs: padding from kernel and dilation, and the crop of a causal conv ---------------------------
 
     def conv_size(self, join, node: fx.Node, conv: nn.modules.conv._ConvNd, differing: list[int]) -> Iterator[Candidate]:
-        if not isinstance(conv.padding, tuple) or conv.padding_mode != "zeros":
+        """A conv whose padding does not match its kernel and dilation: the padding that keeps the size.
+        A causal conv (padding d*(k-1), stride 1) pads on purpose: its fix is the crop (see crops)."""
+        if not isinstance(conv.padding, tuple) or conv.padding_mode != "zeros" or causal_growth(self, node):
             return
         natural = tuple(d * (k - 1) // 2 for k, d in zip(conv.kernel_size, conv.dilation))
         odd = all(k % 2 == 1 for k in conv.kernel_size)
-        causal = all(p == d * (k - 1) and k > 1 for p, k, d in zip(conv.padding, conv.kernel_size, conv.dilation))
-        layer_in, layer_out = self.shape(node.all_input_nodes[0]) if node.all_input_nodes else None, self.shape(node)
-        grew = layer_in is not None and layer_out is not None and len(layer_in) == len(layer_out) and any(
-            o > i for i, o in zip(layer_in[2:], layer_out[2:])
-        )
-        repad = None
         if odd and tuple(conv.padding) != natural:
             wanted = _scalar(natural)
             why = (f"padding={wanted} (dilation * (kernel - 1) // 2) keeps the size for kernel {_scalar(conv.kernel_size)}"
                    + (f", dilation {_scalar(conv.dilation)}" if any(d != 1 for d in conv.dilation) else ""))
-            repad = self._module_candidate(node, conv, _conv_spec(conv, padding=wanted), "repad-conv", why)
-        crops = list(self.crop(join, node, layer_in, layer_out)) if grew else []
-        if causal and conv.stride == (1,) * len(conv.stride):
-            yield from crops  # a causal conv pads k-1 on purpose: the fix is the crop after it
-            if repad is not None:
-                yield repad
+            candidate = self._module_candidate(node, conv, _conv_spec(conv, padding=wanted), "repad-conv", why)
+            if candidate is not None:
+                yield candidate
+
+    def causal_repads(self, grown: list[fx.Node]) -> Iterator[Candidate]:
+        """The non-causal alternative for causal convs, after the crop: padding that keeps the size."""
+        for node in grown:
+            conv = self.prop.module(node)
+            natural = tuple(d * (k - 1) // 2 for k, d in zip(conv.kernel_size, conv.dilation))
+            if all(k % 2 == 1 for k in conv.kernel_size):
+                candidate = self._module_candidate(node, conv, _conv_spec(conv, padding=_scalar(natural)), "repad-conv",
+                                                   "padding=dilation * (kernel - 1) // 2 keeps the size (but is no longer causal)")
+                if candidate is not None:
+                    yield candidate
+
+    def crops(self, grown: list[fx.Node]) -> Iterator[Candidate]:
+        """Crop causal convs' outputs to their input length: all of them at the call that runs them
+        (`self.net(x)[..., :x.shape[-1]]`: for stride-1 causal convs with pointwise ops between them,
+        cropping the end equals cropping after each conv), else each conv at its own call."""
+        seen = set()
+        groups = [grown] + ([[n] for n in grown] if len(grown) > 1 else [])
+        for group in groups:
+            candidate = self.crop(group)
+            if candidate is not None and candidate.fix.code not in seen:
+                seen.add(candidate.fix.code)
+                yield candidate
+
+    def for_failure(self, node: fx.Node, independent: set) -> Iterator[Candidate]:
+        """A failing op (`x * F.silu(z)`) whose operand is longer than the other because a causal conv
+        upstream of it was not cropped (or was cropped at the wrong end)."""
+        operands = [n for n in node.all_input_nodes if self.shape(n) is not None]
+        for operand in operands:
+            shape = self.shape(operand)
+            for other in operands:
+                other_shape = self.shape(other)
+                if other is operand or len(other_shape) != len(shape):
+                    continue
+                wanted = {other_shape[d] for d in range(len(shape)) if shape[d] != other_shape[d] and 1 not in (shape[d], other_shape[d])}
+                if not wanted:
+                    continue
+                theirs = _ancestors(other, 200)
+                grown = [n for n in sorted(_ancestors(operand, 60) - theirs, key=self.prop.index.__getitem__)
+                         if any(self.shape(n.all_input_nodes[0])[d] in wanted for d in causal_growth(self, n))]
+                if grown:
+                    yield from self.crops(grown)
+                    return
+
+    def crop(self, grown: list[fx.Node]) -> Candidate | None:
+        statement = fix_source.statement_of(grown[-1])
+        if statement is None or any(fix_source.statement_of(n) is None or fix_source.statement_of(n).line != statement.line for n in grown):
+            return None
+        found = _enclosing_call(statement.node, [str(n.target) for n in grown])
+        if found is None:
+            return None
+        call, prefix = found
+        region = self._region(grown, prefix)
+        if region is None:
+            return None
+        first, last = region
+        region_in = first.args[0] if first.args and isinstance(first.args[0], fx.Node) else None
+        before, after = (self.shape(region_in) if region_in is not None else None), self.shape(last)
+        if before is None or after is None or len(before) != len(after):
+            return None
+        dims = [d for d in range(2, len(after)) if after[d] > before[d]]
+        if not dims:
+            return None
+        lengths = {d: before[d] for d in dims}
+        rank = len(after)
+        parent = _parent_subscript(statement.node, call)
+        existing = self._getitem_after(last, statement) if parent is not None else None
+        bindings: list[str] = []
+        if parent is not None and existing is not None:
+            growth = {d: after[d] - before[d] for d in dims}
+            corrected = _corrected_slice(parent.slice, rank, dims, growth) or _padding_slice(call, rank, dims, prefix, grown)
+            if corrected is None:
+                return None
+            parent.slice = corrected
+            target_node = existing
         else:
-            if repad is not None:
-                yield repad
-            yield from crops
+            argument = call.args[0] if call.args else None
+            if argument is None:
+                return None
+            if fix_source.is_simple(argument):
+                cut = _crop_slice(rank, dims, ast.unparse(argument))
+            else:
+                cut = _padding_slice(call, rank, dims, prefix, grown)
+                if cut is None:
+                    name = fix_source.fresh_name(statement, "h")
+                    bindings.append(f"{name} = {ast.unparse(argument)}")
+                    call.args[0] = ast.Name(id=name, ctx=ast.Load())
+                    cut = _crop_slice(rank, dims, name)
+            _replace(statement.node, call, ast.Subscript(value=_copy_expr(call), slice=cut, ctx=ast.Load()))
+            target_node = last
+        code = "\n".join([*bindings, fix_source.statement_code(statement.node)])
+        index = tuple(slice(0, lengths[d]) if d in dims else slice(None) for d in range(rank))
+        if target_node is last:
+            run_op = self.prop._run_op
 
-    def crop(self, join, node: fx.Node, layer_in: tuple, layer_out: tuple) -> Iterator[Candidate]:
-        """Crop the conv's output to its input length, on the conv's own line (`self.conv(x)[..., :x.shape[-1]]`)."""
-        dims = [d for d in range(2, len(layer_out)) if layer_out[d] > layer_in[d]]
-        statement = fix_source.statement_of(node)
-        if statement is None:
-            return
-        owner = node.meta.get("module_path", "")
-        called = str(node.target)[len(owner) + 1 :] if owner else str(node.target)  # as `self.<called>` in the owner
-        call = next((c for c in fix_source.calls(statement.node) if fix_source.module_call_path(c) == called), None)
-        if call is None or not call.args or not fix_source.is_simple(call.args[0]):
-            return
-        source = ast.unparse(call.args[0])
-        rank = len(layer_out)
-        cropped = ast.Subscript(value=_copy_expr(call), slice=_crop_slice(rank, dims, source), ctx=ast.Load())
-        _replace(statement.node, call, cropped)
-        code = fix_source.statement_code(statement.node)
-
-        def crop_output(args, kwargs):
-            out = self.prop._run_op(node, args, kwargs)
-            index = tuple(slice(0, args[0].shape[d]) if d in dims else slice(None) for d in range(rank))
-            return out[index]
-
-        fix = Fix("crop", node.meta.get("module_path", ""), code, False,
-                  f"{node.target} pads both ends (a causal conv): crop its output to the input length: {code}",
+            def crop_output(args, kwargs, node=last):
+                return run_op(node, args, kwargs)[index]
+            override = {last: crop_output}
+        else:
+            override = {target_node: lambda args, kwargs: args[0][index]}
+        what = " and ".join(str(n.target) for n in grown)
+        fix = Fix("crop", grown[-1].meta.get("module_path", ""), code, False,
+                  f"{what} pad{'s' if len(grown) == 1 else ''} both ends (a causal conv): crop the output to the input length: {code}",
                   line=statement.line, end_line=statement.end_line)
-        yield Candidate(fix, {node: crop_output}, statement, size_fix=True)
+        return Candidate(fix, override, statement, size_fix=True)
+
+    def _region(self, grown: list[fx.Node], prefix: str) -> tuple[fx.Node, fx.Node] | None:
+        """The first and last nodes of the call of module `prefix` that runs the grown convs."""
+        nodes, index = self.prop.nodes, self.prop.index
+
+        def inside(n: fx.Node) -> bool:
+            path = str(n.target) if n.op == "call_module" else n.meta.get("module_path", "")
+            return path == prefix or path.startswith(prefix + ".")
+
+        start, end = index[grown[0]], index[grown[-1]]
+        while start > 0 and inside(nodes[start - 1]):
+            start -= 1
+        while end + 1 < len(nodes) and inside(nodes[end + 1]):
+            end += 1
+        if not all(inside(nodes[i]) for i in range(index[grown[0]], index[grown[-1]] + 1)):
+            return None
+        return nodes[start], nodes[end]
+
+    def _getitem_after(self, node: fx.Node, statement: Statement) -> fx.Node | None:
+        import operator
+
+        for user in node.users:
+            source = user.meta.get("source")
+            if user.op == "call_function" and user.target is operator.getitem and source and statement.line <= source.line <= statement.end_line:
+                return user
+        return None
 
     # -- F.pad -------------------------------------------------------------------------------------------
 
@@ -283,6 +380,37 @@ class SizeFixes:
         return Candidate(fix, {node: lambda args, kwargs: built(*args, **kwargs)}, size_fix=True)
 
 
+def _ancestors(node: fx.Node, limit: int) -> set[fx.Node]:
+    """Up to `limit` nodes the value is computed from (nearest first), itself included."""
+    seen, queue = {node}, [node]
+    while queue and len(seen) < limit:
+        for parent in queue.pop(0).all_input_nodes:
+            if parent not in seen:
+                seen.add(parent)
+                queue.append(parent)
+    return seen
+
+
+def _input_has(shape: tuple | None, target: tuple, dims: list[int]) -> bool:
+    return shape is not None and len(shape) == len(target) and any(shape[d] == target[d] for d in dims)
+
+
+def causal_growth(sizes: "SizeFixes", node: fx.Node) -> list[int]:
+    """The dims a causal conv (stride 1, padding = dilation * (kernel - 1) > 0) made longer."""
+    conv = sizes.prop.module(node)
+    if not isinstance(conv, nn.modules.conv._ConvNd) or isinstance(conv, nn.modules.conv._ConvTransposeNd):
+        return []
+    if not isinstance(conv.padding, tuple) or conv.padding_mode != "zeros" or any(s != 1 for s in conv.stride):
+        return []
+    if not all(p == d * (k - 1) and k > 1 for p, k, d in zip(conv.padding, conv.kernel_size, conv.dilation)):
+        return []
+    before = sizes.shape(node.all_input_nodes[0]) if node.all_input_nodes else None
+    after = sizes.shape(node)
+    if before is None or after is None or len(before) != len(after):
+        return []
+    return [d for d in range(2, len(after)) if after[d] > before[d]]
+
+
 def projection_allowed(roles: tuple[str, ...] | list[str] | None, dims: list[int]) -> bool:
     """A projection (a 1x1 conv or a Linear) may only change channel or feature dims."""
     if not roles:
@@ -375,6 +503,62 @@ def _crop_slice(rank: int, dims: list[int], source: str) -> ast.expr:
     else:
         text = "_[" + ", ".join(f":{source}.shape[{d}]" if d in dims else ":" for d in range(max(dims) + 1)) + "]"
     return ast.parse(text, mode="eval").body.slice
+
+
+def _enclosing_call(statement: ast.stmt, targets: list[str]) -> tuple[ast.Call, str] | None:
+    """The innermost `self.<path>(...)` call of the statement that runs every target module, with the
+    module path it calls (`blocks.0.net` for `self.net(x)` running `blocks.0.net.0` and `blocks.0.net.2`)."""
+    best = None
+    for call in fix_source.calls(statement):
+        called = fix_source.module_call_path(call)
+        if not called:
+            continue
+        parts = targets[0].split(".")
+        for end in range(len(parts), 0, -1):
+            prefix = ".".join(parts[:end])
+            if (prefix == called or prefix.endswith("." + called)) and all(t == prefix or t.startswith(prefix + ".") for t in targets):
+                if best is None or len(prefix) > len(best[1]):
+                    best = (call, prefix)
+                break
+    return best
+
+
+def _parent_subscript(statement: ast.stmt, call: ast.Call) -> ast.Subscript | None:
+    for node in ast.walk(statement):
+        if isinstance(node, ast.Subscript) and node.value is call:
+            return node
+    return None
+
+
+def _corrected_slice(cut: ast.expr, rank: int, dims: list[int], growth: dict[int, int]) -> ast.expr | None:
+    """`[..., -(d_conv - 1):]` keeps the padding; `[..., :-(d_conv - 1)]` drops it: the user's own amount."""
+    if dims != [rank - 1]:
+        return None
+    elements = list(cut.elts) if isinstance(cut, ast.Tuple) else [cut]
+    last = elements[-1]
+    if not isinstance(last, ast.Slice) or last.upper is not None or last.step is not None or last.lower is None:
+        return None
+    try:
+        value = ast.literal_eval(last.lower)
+    except ValueError:
+        value = None
+    negative = isinstance(last.lower, ast.UnaryOp) and isinstance(last.lower.op, ast.USub)
+    if not negative or (value is not None and -value != growth[rank - 1]):
+        return None
+    text = f"_[..., :{ast.unparse(last.lower)}]"
+    return ast.parse(text, mode="eval").body.slice
+
+
+def _padding_slice(call: ast.Call, rank: int, dims: list[int], prefix: str, grown: list[fx.Node]) -> ast.expr | None:
+    """`..., :-self.conv.padding[0]` when the call is one causal conv itself: it drops what it padded."""
+    if len(grown) != 1 or str(grown[0].target) != prefix:
+        return None
+    layer = ast.unparse(call.func)
+    parts = [f":-{layer}.padding[{d - 2}]" if d in dims else ":" for d in range(2, rank)]
+    text = "_[..., " + ", ".join(parts) + "]" if dims == [rank - 1] or len(parts) == rank - 2 else None
+    if dims == [rank - 1]:
+        text = f"_[..., :-{layer}.padding[{rank - 3}]]"
+    return ast.parse(text, mode="eval").body.slice if text else None
 
 
 def _copy_expr(expression: ast.expr) -> ast.expr:

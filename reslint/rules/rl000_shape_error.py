@@ -66,7 +66,7 @@ def check(analysis) -> Iterator[Finding]:
         inputs = [analysis.shape(n) for n in node.all_input_nodes]
         shapes = {f"input{i}": shape for i, shape in enumerate(inputs) if shape is not None}
         message = explained(analysis, node, failure.message)
-        yield analysis.finding("RL000", node, f"{what} fails: {message}", shapes)
+        yield analysis.finding("RL000", node, f"{what} fails: {message}", shapes, analysis.fixes.failure_fix(node))
 
 
 def explained(analysis, node, message: str) -> str:
