@@ -12,6 +12,7 @@ booleans, None, tuples of them): enough to solve for a number, and cheap to keep
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -26,8 +27,11 @@ class Record:
     site_path: str = ""  # the file and line of the code that called the constructor
     site_line: int = 0
     site_names: dict[str, Any] = field(default_factory=dict)  # plain values the calling scope could read
+    site_owner: type | None = None  # the module class whose __init__ made the call (a layer's block), if any
+    order: int = 0  # when it was made: instances made in a loop, in the loop's order
 
 
+_ORDER = itertools.count()
 _ATTRIBUTE = "_reslint_record"  # kept on the module itself: copies of it (reslint.check's meta twin) keep it
 
 
@@ -83,8 +87,10 @@ def _record(module: nn.Module, frame) -> None:
     while frame is not None and frame.f_code.co_name == "__init__" and frame.f_locals.get("self") is module:
         outermost, frame = frame, frame.f_back
     arguments = _plain_locals(outermost) if outermost is not None else {}
-    record = Record(type(module), arguments)
+    record = Record(type(module), arguments, order=next(_ORDER))
     if frame is not None:
         record.site_path, record.site_line = frame.f_code.co_filename, frame.f_lineno
         record.site_names = _plain_locals(frame)
+        owner = frame.f_locals.get("self") if frame.f_code.co_name == "__init__" else None
+        record.site_owner = type(owner) if isinstance(owner, nn.Module) else None
     module.__dict__[_ATTRIBUTE] = record

@@ -7,6 +7,8 @@ its workers computed.
 
   ReplaceStatement  the statement at `line` becomes `code` (a statement fix: a pad call, a cat)
   SetArgument       one argument of the constructor call at `line` becomes `expression` (a layer fix)
+  SetElement        one element of the literal list assigned to `name` at `line` becomes `expression`
+                    (a value the fixed layers' callers draw from: `strides = [1, 1, 2, 1]`)
   AddShortcut       the class's `__init__` gets `self.<attribute> = <init_code>` and the join at
                     `join_line` reads `self.<attribute>(<skip>)` instead of `<skip>` (a projection)
 """
@@ -91,6 +93,30 @@ class SetArgument:
 
 
 @dataclass(frozen=True)
+class SetElement:
+    path: str
+    line: int
+    name: str
+    index: int
+    expression: str
+
+    def apply(self, text: str) -> str:
+        module, positions = _parsed(text)
+        found = [
+            n for n, p in positions.items()
+            if isinstance(n, cst.Assign) and p.start.line == self.line and len(n.targets) == 1
+            and isinstance(n.targets[0].target, cst.Name) and n.targets[0].target.value == self.name
+            and isinstance(n.value, (cst.List, cst.Tuple))
+        ]
+        if len(found) != 1 or self.index >= len(found[0].value.elements):
+            raise EditError(f"no list {self.name} with an element {self.index} at line {self.line}")
+        literal = found[0].value
+        elements = list(literal.elements)
+        elements[self.index] = elements[self.index].with_changes(value=cst.parse_expression(self.expression))
+        return module.deep_replace(literal, literal.with_changes(elements=elements)).code
+
+
+@dataclass(frozen=True)
 class AddShortcut:
     path: str
     class_name: str
@@ -142,7 +168,7 @@ def _init_of(cls: cst.ClassDef, name: str) -> cst.FunctionDef:
     return init
 
 
-Edit = ReplaceStatement | SetArgument | AddShortcut
+Edit = ReplaceStatement | SetArgument | SetElement | AddShortcut
 
 
 def _parsed(text: str) -> tuple[cst.Module, dict]:

@@ -33,6 +33,8 @@ from typing import Any
 from torch import nn
 
 from reslint.constructor_args import Record, plain, record_of
+from reslint.origin_fixes import lift_to_caller
+from reslint.statement_terms import in_own_terms
 from reslint.edits import AddShortcut, Edit, EditError, ReplaceStatement, SetArgument, apply_all, unified_diff
 from reslint.findings import Finding, Fix
 from reslint.where import display_path
@@ -135,7 +137,14 @@ def _solve(model: nn.Module, key: tuple, members: list[_Unit]) -> tuple[list[Edi
 def _statement_edit(model: nn.Module, members: list[_Unit]) -> list[Edit]:
     first = members[0]
     path = _abspath(first.path)
-    return [ReplaceStatement(path, first.fix.line, first.fix.end_line, first.fix.code)]
+    code = first.fix.code
+    modules = [_submodule(model, u.module) for u in members]
+    source = _read(path)
+    class_node = _class_node(ast.parse(source), type(modules[0]).__name__) if modules[0] is not None else None
+    if class_node is not None and class_node.lineno <= first.fix.line <= (class_node.end_lineno or 0) \
+            and all(type(m) is type(modules[0]) for m in modules):
+        code = in_own_terms(source, first.fix.line, first.fix.end_line, code, modules) or code  # the user's expressions kept
+    return [ReplaceStatement(path, first.fix.line, first.fix.end_line, code)]
 
 
 def _every_instance(model: nn.Module, members: list[_Unit]) -> bool:
@@ -384,7 +393,7 @@ def _layer_edits(model: nn.Module, key: tuple, members: list[_Unit]) -> tuple[li
         for path, code in _layer_changes(unit.fix):
             layer = _submodule(model, path)
             if layer is not None and type(layer) is cls:
-                needed[id(layer)] = _bound(cls, code)
+                needed[id(layer)] = _bound(cls, code, record_of(layer))
     at_site = [m for m in model.modules() if type(m) is cls and (r := record_of(m)) is not None
                and (r.site_path, r.site_line) == (site_path, site_line)]
     records: list[Record] = [record_of(m) for m in at_site]  # type: ignore[misc]
@@ -398,6 +407,10 @@ def _layer_edits(model: nn.Module, key: tuple, members: list[_Unit]) -> tuple[li
     for name in changed:
         wanted = [needed[id(m)].get(name, r.arguments.get(name)) if id(m) in needed else r.arguments.get(name)
                   for m, r in zip(at_site, records)]
+        lifted = lift_to_caller(model, cls, name, at_site, records, wanted, _same)  # fixed where the value comes from
+        if lifted is not None:
+            edits += [e for e in lifted if e not in edits]
+            continue
         scopes = [r.site_names for r in records]
         expression = _name_for(wanted, scopes, name) if not any(isinstance(w, bool) for w in wanted) else None
         if expression is None:
@@ -410,15 +423,22 @@ def _layer_edits(model: nn.Module, key: tuple, members: list[_Unit]) -> tuple[li
     return edits, True
 
 
-def _bound(cls: type, code: str) -> dict[str, Any]:
+def _bound(cls: type, code: str, record: Record | None = None) -> dict[str, Any]:
+    """The constructor arguments the fix's code gives the layer. What it leaves out is the default
+    (`stride` 1), except a None default (`AvgPool2d`'s stride: "the kernel size"): the layer keeps what
+    it was made with there, so the user's positional arguments stay as written."""
     call = ast.parse(code, mode="eval").body
     if not isinstance(call, ast.Call):
         raise SolveError("not a constructor call")
     args = [ast.literal_eval(a) for a in call.args]
     kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg}
-    bound = inspect.signature(cls.__init__).bind(None, *args, **kwargs)
-    bound.apply_defaults()  # what the fix leaves out is the default (`stride` 1)
-    return {name: value for name, value in list(bound.arguments.items())[1:] if not name.startswith(("*",)) and name not in ("args", "kwargs")}
+    signature = inspect.signature(cls.__init__)
+    bound = signature.bind(None, *args, **kwargs)
+    given = set(bound.arguments)
+    bound.apply_defaults()
+    made_with = record.arguments if record is not None else {}
+    return {name: (made_with[name] if name not in given and value is None and name in made_with else value)
+            for name, value in list(bound.arguments.items())[1:] if not name.startswith(("*",)) and name not in ("args", "kwargs")}
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
