@@ -165,7 +165,7 @@ class FixFinder:
         chosen = self._group_choice[key]
         own = ranked[join.node]
         match = next((c.fix for c in own if self._kind_key(join, c.fix) == chosen), None)
-        if match is not None:
+        if match is not None and (match.validated or not any(c.fix.validated for c in own)):
             return match
         return next((c.fix for c in own if c.fix.validated), own[0].fix if own else None)
 
@@ -185,6 +185,9 @@ class FixFinder:
         if reduction is not None:  # the transform pooled away dims the skip keeps: that is the bug
             yield self._remove_reduction(reduction)
         yield from self.size.for_add(join, skip_shape, transform_shape)
+        if any(_is_upsampling(self.prop, n) for n in join.transform_path):
+            yield self.size.interpolate_operand(join, skip_shape)
+        yield self.size.pool_skip(join, skip_shape, transform_shape)
         projection = self._last_weighted_layer(join.skip_path)
         if projection is not None:
             candidate = self._resize_chain(join.skip_path, projection, transform_shape, "restride-skip")
@@ -237,7 +240,12 @@ class FixFinder:
             return False
         after = _shape_of(delta.values.get(join.node))
         if join.node in self.prop.failures and after != _shape_of(self.prop.values[join.node]):
-            if not either_side or after not in {_shape_of(self.prop.values.get(n)) for n in (join.skip, join.transform)}:
+            operands = {_shape_of(self.prop.values.get(n)) for n in (join.skip, join.transform)}
+            if join.kind == "cat" and after is not None:  # a cat's output is its operands' shape but in the concat dim
+                _, dim = cat_tensors_and_dim(join.node.args, join.node.kwargs)
+                dim = dim % len(after)
+                after, operands = _without(after, dim), {_without(o, dim) for o in operands if o is not None and len(o) == len(after)}
+            if not either_side or after not in operands:
                 return False  # the join must come out as settled: the shape the rest of the model was found to take
         if equal_operands:
             shapes = {_shape_of(delta.values.get(n, self.prop.values.get(n))) for n in (join.skip, join.transform)}
@@ -315,6 +323,10 @@ class FixFinder:
         target = tuple(t if d == dim else s for d, (s, t) in enumerate(zip(skip_shape, transform_shape)))
         upsampled = any(_is_upsampling(self.prop, n) for n in join.transform_path)
         yield from self.size.for_path(join, join.transform_path, target)
+        # The skip's own layers next: a pool branch that rounds odd sizes unlike the conv beside it
+        # (DABNet, ENet-style downsamplers) gets its ceil_mode or padding.
+        skip_target = tuple(s if d == dim else t for d, (s, t) in enumerate(zip(skip_shape, transform_shape)))
+        yield from self.size.for_path(join, join.skip_path, skip_target)
         layer = self._last_weighted_layer(join.transform_path)
         if layer is not None and not upsampled:
             candidate = self._resize_chain(join.transform_path, layer, target, "resize-transform")
@@ -403,6 +415,8 @@ class FixFinder:
             strides.append(options[0])
         norm = self._last_norm(join.transform_path)
         norm_layer = norm_spec(norm, target[1]) if norm is not None else None
+        if norm_layer is not None and not _applies(norm_layer, target):
+            norm_layer = None  # a LayerNorm of a channels-last block does not normalize a channels-first skip
         kwargs: dict[str, Any] = {"kernel_size": 1}
         if any(s != 1 for s in strides):
             kwargs["stride"] = strides[0] if len(set(strides)) == 1 else tuple(strides)
@@ -421,7 +435,7 @@ class FixFinder:
         path_end = self._shape(path[-1])
         if layer_in is None or layer_out is None or path_end is None or len(target) != len(path_end):
             return None
-        if isinstance(layer, nn.Linear) and layer_out[-1] == path_end[-1]:
+        if isinstance(layer, nn.Linear) and layer_out[-1] == path_end[-1] and tuple(target[:-1]) == tuple(path_end[:-1]):
             new_width, spec = target[-1], linear_spec(layer, target[-1])
         elif isinstance(layer, nn.modules.conv._ConvNd) and len(layer_out) >= 3 and layer_out[1] == path_end[1]:
             # Spatial dims scale between the layer and the end of the path by a fixed factor (pooling).
@@ -474,6 +488,20 @@ class FixFinder:
             if module is not None and norm_width(module) is not None:
                 return module
         return None
+
+
+def _applies(spec: LayerSpec, shape: tuple[int, ...]) -> bool:
+    """The layer runs on a tensor of this shape (a norm over the right dims)."""
+    try:
+        with torch.device("meta"):
+            spec.build()(torch.empty(shape))
+        return True
+    except Exception:
+        return False
+
+
+def _without(shape: tuple[int, ...], dim: int) -> tuple[int, ...]:
+    return shape[:dim] + shape[dim + 1:]
 
 
 def _shape_of(value: Any) -> tuple[int, ...] | None:

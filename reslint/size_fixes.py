@@ -14,6 +14,7 @@ Layer fixes (the first three) print the layer's constructor; the others rewrite 
 from __future__ import annotations
 
 import ast
+import copy
 import itertools
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -282,6 +283,8 @@ class SizeFixes:
         if _function_name(node) != "pad" or node.op != "call_function" or not node.args:
             return
         pad = node.args[1] if len(node.args) > 1 else node.kwargs.get("pad")
+        if isinstance(pad, (tuple, list)):  # amounts computed in forward (`diffX // 2`): their values here
+            pad = [self.prop.values.get(p) if isinstance(p, fx.Node) else p for p in pad]
         before = self.shape(node.args[0]) if isinstance(node.args[0], fx.Node) else None
         after = self.shape(node)
         if not isinstance(pad, (tuple, list)) or not all(isinstance(p, int) for p in pad) or before is None or after is None:
@@ -293,10 +296,10 @@ class SizeFixes:
         if any(before[d] != target[d] for d in range(len(before)) if d not in padded_dims):
             return
         needed = [target[d] - before[d] for d in padded_dims]
-        new_pairs = None
+        new_pairs, swap = None, None
         for order in itertools.permutations(range(len(pairs))):
             if list(order) != list(range(len(pairs))) and all(sum(pairs[o]) == n for o, n in zip(order, needed)):
-                new_pairs, kind, why = [pairs[o] for o in order], "fix-pad", "its axes are swapped"
+                new_pairs, kind, why, swap = [pairs[o] for o in order], "fix-pad", "its axes are swapped", order
                 break
         if new_pairs is None:
             new_pairs = [_resplit(pair, n) for pair, n in zip(pairs, needed)]
@@ -305,7 +308,7 @@ class SizeFixes:
             kind, why = "fix-pad", "it pads by the wrong amount"
         new_pad = tuple(v for pair in new_pairs for v in pair)
         statement = fix_source.statement_of(node)
-        code = _rewrite_pad(statement, list(pad), list(new_pad)) if statement is not None else None
+        code = _rewrite_pad(statement, list(pad), list(new_pad), swap) if statement is not None else None
         if code is None:
             return
 
@@ -368,16 +371,112 @@ class SizeFixes:
                   line=statement.line, end_line=statement.end_line)
         yield Candidate(fix, {node: add_permuted}, statement)
 
+    # -- an operand of the add, resized or pooled like the other -------------------------------------------
+
+    def interpolate_operand(self, join, skip: tuple[int, ...]) -> Candidate | None:
+        """An upsampled transform that misses its skip by a row (hourglass, U-Net-style adds): resize it
+        to the skip's size at the add (`up1 + F.interpolate(up2, size=up1.shape[2:])`)."""
+        transform = self.shape(join.transform)
+        if transform is None or len(skip) < 3 or len(skip) != len(transform) or skip[:2] != transform[:2]:
+            return None
+        statement = fix_source.statement_of(join.node)
+        if statement is None:
+            return None
+        functional = fix_source.functional_prefix(statement)
+        written = _rewrite_add_operand(statement, join.node, join.transform, join.skip,
+                                       lambda operand, other: f"{functional}.interpolate({operand}, size={other}.shape[2:])")
+        if written is None:
+            return None
+        size = tuple(skip[2:])
+        override = self._operand_override(join.node, join.transform, lambda v: nn.functional.interpolate(v, size=size))
+        fix = Fix("resize-to-skip", join.node.meta.get("module_path", ""), written, False,
+                  f"resize the upsampled tensor to the skip's size before the add: {written}",
+                  line=statement.line, end_line=statement.end_line)
+        return Candidate(fix, override, statement, size_fix=True)
+
+    def pool_skip(self, join, skip: tuple[int, ...], transform: tuple[int, ...]) -> Candidate | None:
+        """The transform downsamples by pooling and the skip does not: pool the skip the same way
+        (`self.residual(x) + F.avg_pool2d(self.shortcut(x), 2)`), as the maintainers of pooled
+        shortcuts do, rather than a strided conv."""
+        if len(skip) < 3 or len(skip) != len(transform) or skip[:2] != transform[:2]:
+            return None
+        statement = fix_source.statement_of(join.node)
+        if statement is None:
+            return None
+        for node in reversed(join.transform_path):
+            module = self.prop.module(node)
+            if isinstance(module, (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd)):
+                pool = lambda value, module=module: module(value)  # noqa: E731
+                owner = join.node.meta.get("module_path", "")
+                relative = str(node.target)[len(owner) + 1:] if owner and str(node.target).startswith(owner + ".") else (str(node.target) if not owner else None)
+                if relative is None:
+                    continue
+                call_text = "self" + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in relative.split(".")) + "({})"
+            elif _function_name(node) in POOL_FUNCTIONS:
+                pool_statement = fix_source.statement_of(node)
+                call = next((c for c in fix_source.calls(pool_statement.node) if fix_source.call_name(c) == _function_name(node)), None) \
+                    if pool_statement is not None else None
+                if call is None or not call.args:
+                    continue
+                call.args[0] = ast.Name(id="__SKIP__", ctx=ast.Load())
+                call_text = ast.unparse(call).replace("__SKIP__", "{}")
+                values = self.prop.values
+                args = [values.get(a, a) if isinstance(a, fx.Node) else a for a in node.args[1:]]
+                kwargs = {k: values.get(v, v) if isinstance(v, fx.Node) else v for k, v in node.kwargs.items()}
+                pool = lambda value, f=node.target, args=args, kwargs=kwargs: f(value, *args, **kwargs)  # noqa: E731
+            else:
+                continue
+            try:
+                with torch.device("meta"):
+                    pooled = pool(torch.empty(skip))
+            except Exception:
+                continue
+            if tuple(pooled.shape) != tuple(transform):
+                continue
+            written = _rewrite_add_operand(statement, join.node, join.skip, join.transform, lambda operand, other: call_text.format(operand))
+            if written is None:
+                return None
+            fix = Fix("pool-skip", join.node.meta.get("module_path", ""), written, False,
+                      f"the transform downsamples by pooling: pool the skip the same way: {written}",
+                      line=statement.line, end_line=statement.end_line)
+            return Candidate(fix, self._operand_override(join.node, join.skip, pool), statement)
+        return None
+
+    def _operand_override(self, node: fx.Node, operand: fx.Node, change) -> dict:
+        run_op = self.prop._run_op
+
+        def changed(args, kwargs):
+            return run_op(node, tuple(change(v) if a is operand else v for a, v in zip(node.args, args)), kwargs)
+        return {node: changed}
+
     # -- helpers ------------------------------------------------------------------------------------------
 
     def _module_candidate(self, node: fx.Node, module: nn.Module, spec: LayerSpec, kind: str, why: str) -> Candidate | None:
+        """The layer rebuilt from `spec`. A layer fix is pasted into the call that made the layer, so it
+        is validated on every layer made there with the same settings (`down1.pool` and `down2.pool`)."""
         try:
             built = spec.build()
         except Exception:
             return None
         described = f"{node.target}: {type(module).__name__}({module.extra_repr()}) should be {spec.code()}: {why}"
         fix = Fix(kind, str(node.target), spec.code(), False, described)
-        return Candidate(fix, {node: lambda args, kwargs: built(*args, **kwargs)}, size_fix=True)
+        overrides = {node: lambda args, kwargs: built(*args, **kwargs)}
+        changed = _changed_settings(module, built)
+        for other in self.prop.nodes:
+            sibling = self.prop.module(other) if other.op == "call_module" and other is not node else None
+            if sibling is None or sibling is module or not _made_alike(sibling, module):
+                continue
+            if other.target == node.target:  # the same layer run again
+                overrides[other] = overrides[node]
+                continue
+            try:
+                rebuilt = copy.deepcopy(sibling)
+                for name, value in changed.items():
+                    setattr(rebuilt, name, value)
+            except Exception:
+                continue
+            overrides[other] = lambda args, kwargs, layer=rebuilt: layer(*args, **kwargs)
+        return Candidate(fix, overrides, size_fix=True)
 
 
 def _ancestors(node: fx.Node, limit: int) -> set[fx.Node]:
@@ -389,6 +488,32 @@ def _ancestors(node: fx.Node, limit: int) -> set[fx.Node]:
                 seen.add(parent)
                 queue.append(parent)
     return seen
+
+
+_SETTINGS = ("padding", "ceil_mode", "count_include_pad", "_reversed_padding_repeated_twice")
+
+
+_GEOMETRY = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "count_include_pad")  # what sets the output size
+
+
+def _changed_settings(module: nn.Module, built: nn.Module) -> dict[str, Any]:
+    """The size settings the fix changes (`ceil_mode`, `padding`), to set on the layer's siblings."""
+    return {name: getattr(built, name) for name in _SETTINGS
+            if hasattr(module, name) and getattr(module, name) != getattr(built, name)}
+
+
+def _made_alike(other: nn.Module, module: nn.Module) -> bool:
+    """Made by the same constructor call (when recorded), with the same settings; else the same repr."""
+    from reslint.constructor_args import record_of
+
+    if type(other) is not type(module):
+        return False
+    mine, theirs = record_of(module), record_of(other)
+    if mine is not None and theirs is not None:
+        if (mine.site_path, mine.site_line) != (theirs.site_path, theirs.site_line):
+            return False
+        return all(getattr(other, n, None) == getattr(module, n, None) for n in _GEOMETRY)
+    return repr(other) == repr(module)
 
 
 def _input_has(shape: tuple | None, target: tuple, dims: list[int]) -> bool:
@@ -561,6 +686,32 @@ def _padding_slice(call: ast.Call, rank: int, dims: list[int], prefix: str, grow
     return ast.parse(text, mode="eval").body.slice if text else None
 
 
+def _rewrite_add_operand(statement: Statement, node: fx.Node, operand: fx.Node, other: fx.Node, wrap) -> str | None:
+    """The add statement with one operand's expression wrapped (`wrap(operand_text, other_text)`); the
+    other operand, when wrap reads it, must be a plain name (it is read twice)."""
+    found = fix_source.add_operands(statement.node)
+    position, other_position = _operand_position(node, operand), _operand_position(node, other)
+    if found is None or position is None or other_position is None:
+        return None
+    holder, *fields = found
+    expression = fix_source.get_field(holder, fields[position])
+    other_expression = fix_source.get_field(holder, fields[other_position])
+    other_text = ast.unparse(other_expression)
+    text = wrap(ast.unparse(expression), other_text)
+    if other_text in text and not fix_source.is_simple(other_expression):
+        return None
+    wrapped = fix_source.expression(text)
+    if isinstance(holder, ast.AugAssign) and fields[position] == "target":  # `out += x` -> `out = wrap(out) + x`
+        rewritten = ast.Assign(targets=[holder.target], value=ast.BinOp(wrapped, ast.Add(), holder.value), lineno=0)
+        if holder is statement.node:
+            statement.node = rewritten
+        else:
+            _replace(statement.node, holder, rewritten)
+    else:
+        fix_source.set_field(holder, fields[position], wrapped)
+    return fix_source.statement_code(statement.node)
+
+
 def _copy_expr(expression: ast.expr) -> ast.expr:
     return fix_source.expression(ast.unparse(expression))
 
@@ -591,13 +742,17 @@ def _rewrite_call(statement: Statement | None, name: str, position: int, keyword
     return fix_source.statement_code(statement.node)
 
 
-def _rewrite_pad(statement: Statement, old: list[int], new: list[int]) -> str | None:
-    """The statement with the pad call's amounts changed, keeping the user's expressions where it can."""
+def _rewrite_pad(statement: Statement, old: list[int], new: list[int], swap: tuple[int, ...] | None = None) -> str | None:
+    """The statement with the pad call's amounts changed, keeping the user's expressions where it can:
+    axes swapped are the user's (left, right) pairs in the other order."""
     call = next((c for c in fix_source.calls(statement.node) if fix_source.call_name(c) == "pad"), None)
     if call is None:
         return None
     amounts = call.args[1] if len(call.args) > 1 else next((k.value for k in call.keywords if k.arg == "pad"), None)
-    if isinstance(amounts, (ast.Tuple, ast.List)) and len(amounts.elts) == len(old):
+    if swap is not None and isinstance(amounts, (ast.Tuple, ast.List)) and len(amounts.elts) == 2 * len(swap):
+        elements = list(amounts.elts)
+        amounts.elts = [elements[2 * o + side] for o in swap for side in (0, 1)]
+    elif isinstance(amounts, (ast.Tuple, ast.List)) and len(amounts.elts) == len(old):
         elements = list(amounts.elts)
         by_value: dict[int, ast.expr] = {}
         for element, value in zip(elements, old):
