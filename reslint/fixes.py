@@ -76,14 +76,25 @@ class FixFinder:
         firewall = self.other_broken_joins(join.node)
         independent = self.independent_failures(join.node, firewall) if candidates else set()
         for candidate in candidates:
+            same_line = self._same_line_nodes(join.node) if candidate.statement is not None else set()
             candidate.fix.validated = self.validates(
-                join, candidate.overrides, independent, firewall, equal_operands=broadcast, either_side=candidate.size_fix or either_side,
+                join, candidate.overrides, independent | same_line, firewall, equal_operands=broadcast, either_side=candidate.size_fix or either_side,
             ) and (
                 candidate.statement is None or fix_source.pasteable(candidate.fix.code, candidate.statement)
             )
             if candidate.fix.validated and stop_at_first:
                 break
         return candidates
+
+    def _same_line_nodes(self, node: fx.Node) -> set[fx.Node]:
+        """Other nodes that run the same source line (the same join in other blocks): a statement fix is
+        pasted there too, so what fails there is the same bug, not one this fix makes."""
+        source = node.meta.get("source")
+        if source is None:
+            return set()
+        key = (source.path, source.line)
+        return {n for n in self.prop.nodes if n is not node and (s := n.meta.get("source")) is not None and (s.path, s.line) == key
+                and len(self.joins.data_operands(n)) >= 2}
 
     def failure_fix(self, node: fx.Node) -> Fix | None:
         """A fix for an op that fails outside any join (RL000), when it is a size a layer upstream got
@@ -107,6 +118,58 @@ class FixFinder:
             if candidate.fix.validated:
                 return candidate.fix
         return candidates[0].fix if candidates else None
+
+    def gate_fix(self, join: SkipJoin) -> Fix | None:
+        """A sigmoid gate added to the feature map it was meant to scale (RL002): multiply instead."""
+        statement = fix_source.statement_of(join.node)
+        found = fix_source.add_operands(statement.node) if statement is not None else None
+        if found is None:
+            return None
+        holder = found[0]
+        if isinstance(holder, (ast.BinOp, ast.AugAssign)):
+            holder.op = ast.Mult()
+        elif isinstance(holder, ast.Call) and isinstance(holder.func, (ast.Attribute, ast.Name)):
+            if isinstance(holder.func, ast.Attribute):
+                holder.func.attr = "mul"
+            else:
+                holder.func.id = "mul"
+        code = fix_source.statement_code(statement.node)
+        node = join.node
+        fix = Fix("multiply-gate", node.meta.get("module_path", ""), code, False,
+                  f"scale the feature map by the gate instead of adding it: {code}", line=statement.line, end_line=statement.end_line)
+        try:
+            delta = self.prop.recompute({node: lambda args, kwargs: args[0] * args[1]}, firewall=self.other_broken_joins(node))
+            failing = self.prop.failing_after(delta)
+            fix.validated = failing <= set(self.prop.failures) and fix_source.pasteable(code, statement)
+        except Exception:
+            fix.validated = False
+        return fix
+
+    def not_inplace_fix(self, node: fx.Node) -> Fix | None:
+        """An in-place op that overwrites a skip (RL006): the same op, not in place. It computes the same
+        shapes, so it runs wherever the in-place one did."""
+        if node.op == "call_module":
+            module = self.prop.module(node)
+            if getattr(module, "inplace", False) is not True:
+                return None
+            settings = module.extra_repr().replace("inplace=True", "inplace=False")
+            code = f"nn.{type(module).__name__}({settings})"
+            return Fix("not-inplace", str(node.target), code, True,
+                       f"{node.target} overwrites its input, which a later join reads: {code}")
+        statement = fix_source.statement_of(node)
+        if statement is None or node.kwargs.get("inplace") is not True:
+            return None
+        name = getattr(node.target, "__name__", "")
+        call = next((c for c in fix_source.calls(statement.node) if fix_source.call_name(c) == name
+                     and any(k.arg == "inplace" for k in c.keywords)), None)
+        if call is None:
+            return None
+        for keyword in call.keywords:
+            if keyword.arg == "inplace":
+                keyword.value = ast.Constant(False)
+        code = fix_source.statement_code(statement.node)
+        return Fix("not-inplace", node.meta.get("module_path", ""), code, fix_source.pasteable(code, statement),
+                   f"{name} overwrites its input, which a later join reads: {code}", line=statement.line, end_line=statement.end_line)
 
     # -- identical blocks ---------------------------------------------------------------------------
 
@@ -184,6 +247,7 @@ class FixFinder:
         reduction = self.reduction_node(join.transform_path, skip_shape)
         if reduction is not None:  # the transform pooled away dims the skip keeps: that is the bug
             yield self._remove_reduction(reduction)
+        yield self.size.reshape_back(join, skip_shape, transform_shape)
         yield from self.size.for_add(join, skip_shape, transform_shape)
         if any(_is_upsampling(self.prop, n) for n in join.transform_path):
             yield self.size.interpolate_operand(join, skip_shape)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import copy
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -442,6 +443,27 @@ class SizeFixes:
             return Candidate(fix, self._operand_override(join.node, join.skip, pool), statement)
         return None
 
+    def reshape_back(self, join, skip: tuple[int, ...], transform: tuple[int, ...]) -> Candidate | None:
+        """A transform left in another layout (Swin's [B, H, W, C] after window_reverse, not viewed back
+        to [B, H*W, C]): merge its dims back with `.flatten(a, b)` at the add."""
+        if len(transform) <= len(skip) or math.prod(transform) != math.prod(skip):
+            return None
+        merge = _merged_dims(transform, skip)
+        if merge is None:
+            return None
+        first, last = merge
+        statement = fix_source.statement_of(join.node)
+        if statement is None:
+            return None
+        written = _rewrite_add_operand(statement, join.node, join.transform, join.skip,
+                                       lambda operand, other: f"({operand}).flatten({first}, {last})")
+        if written is None:
+            return None
+        fix = Fix("reshape-back", join.node.meta.get("module_path", ""), written, False,
+                  f"the transform is still {list(transform)}: merge dims {first}..{last} back before the add: {written}",
+                  line=statement.line, end_line=statement.end_line)
+        return Candidate(fix, self._operand_override(join.node, join.transform, lambda v: v.flatten(first, last)), statement, size_fix=True)
+
     def _operand_override(self, node: fx.Node, operand: fx.Node, change) -> dict:
         run_op = self.prop._run_op
 
@@ -514,6 +536,16 @@ def _made_alike(other: nn.Module, module: nn.Module) -> bool:
             return False
         return all(getattr(other, n, None) == getattr(module, n, None) for n in _GEOMETRY)
     return repr(other) == repr(module)
+
+
+def _merged_dims(longer: tuple[int, ...], shorter: tuple[int, ...]) -> tuple[int, int] | None:
+    """(a, b) such that flattening dims a..b of `longer` gives `shorter`."""
+    extra = len(longer) - len(shorter)
+    for a in range(len(shorter)):
+        b = a + extra
+        if longer[:a] == shorter[:a] and math.prod(longer[a:b + 1]) == shorter[a] and longer[b + 1:] == shorter[a + 1:]:
+            return a, b
+    return None
 
 
 def _input_has(shape: tuple | None, target: tuple, dims: list[int]) -> bool:

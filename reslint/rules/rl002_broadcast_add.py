@@ -75,7 +75,7 @@ def check(analysis) -> Iterator[Finding]:
                 f"{_describe(analysis, gate)} and is broadcast over skip {skip}; a gate scales the feature map "
                 "(multiply: `x * gate`), as squeeze-and-excitation blocks do"
             )
-            yield analysis.finding("RL002", join.node, message, {"skip": skip, "transform": transform})
+            yield analysis.finding("RL002", join.node, message, {"skip": skip, "transform": transform}, analysis.fixes.gate_fix(join))
             continue
         if not _has_weights(analysis, join) or not _squeezed_by_mistake(analysis, join, out):
             continue

@@ -61,7 +61,7 @@ def check(analysis) -> Iterator[Finding]:
                 continue
             reported.add(user)
             message = f"in-place {_what(analysis, user)} overwrites the skip of the join in {where(join.node)}{_at(join)}: {reads} the transformed value"
-            yield analysis.finding("RL006", user, message, {"skip": analysis.shape(skip)})
+            yield analysis.finding("RL006", user, message, {"skip": analysis.shape(skip)}, analysis.fixes.not_inplace_fix(user))
         # The block's input overwritten before the skip's projection reads it (Xception's
         # `out = self.relu(x)` with inplace=True, then `out + self.shortcut(x)`).
         for user, reader in _overwritten_before_projection(analysis, join, index):
@@ -72,7 +72,7 @@ def check(analysis) -> Iterator[Finding]:
                 f"in-place {_what(analysis, user)} overwrites the input of the join in {where(join.node)}{_at(join)} "
                 f"before the skip's {_reader(analysis, reader)} reads it: the skip is computed from the transformed value"
             )
-            yield analysis.finding("RL006", user, message, {"skip": analysis.shape(join.fork)})
+            yield analysis.finding("RL006", user, message, {"skip": analysis.shape(join.fork)}, analysis.fixes.not_inplace_fix(user))
 
 
 def _overwritten_before_projection(analysis, join, index):
