@@ -165,9 +165,9 @@ def check(
     limit = timeout or config.timeout or DEFAULT_TIMEOUT
     allowed = allow_incomplete or bool(getattr(config, "allow_incomplete", False))
     report = Report(_run(work, workers, limit, show_progress=not output_format.for_machines), allow_incomplete=allowed)
-    empty = nothing_linted(work, report.targets)
+    empty = nothing_linted(list(targets or []), report.targets)
     if empty:
-        report.targets.append(TargetResult(target=", ".join(dict.fromkeys(j.target for j in work if j.discovered)), status="error", error=empty))
+        report.targets.append(TargetResult(target=", ".join(list(targets or [])), status="error", error=empty))
     if show_diff or fix:
         report = _fixes(report, show_diff, unsafe_fixes, lambda: Report(_run(work, workers, limit, False), allow_incomplete=allowed))
         if show_diff:

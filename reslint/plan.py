@@ -57,21 +57,21 @@ def plan_jobs(targets: list[str], config: Config, inputs: list[str], select, ign
     return jobs
 
 
-def nothing_linted(jobs: list[Job], results: list) -> str | None:
+def nothing_linted(targets: list[str], results: list) -> str | None:
     """The error for a run of named files or folders in which no model at all was analyzed.
 
     A gate that exits 0 must have checked something: `reslint model.py` whose every class needs
-    arguments (or whose guesses all failed) lints nothing, and says so with exit 2. pre-commit's
-    changed files are exempt: a commit that touches no model passes.
+    arguments (or whose guesses all failed), an empty file or a folder without models lints nothing,
+    and says so with exit 2. pre-commit's changed files are exempt: a commit that touches no model passes.
     """
-    if precommit_mode() or not any(job.discovered for job in jobs):
+    paths = [text for text in targets if _is_path(text)]
+    if precommit_mode() or not paths:
         return None
     if any(result.status in ("ok", "findings", "incomplete", "error") for result in results):
         return None  # something was checked, or an error already fails the run
-    paths = ", ".join(dict.fromkeys(job.target for job in jobs if job.discovered))
     skipped = sum(1 for result in results if result.status == "skipped")
     why = f"all {skipped} nn.Module classes found were skipped (each says why above)" if skipped else "no nn.Module class was found"
-    return f"nothing was linted in {paths}: {why}; name a model with its arguments, e.g. model.py:Net(depth=2), with --input if needed"
+    return f"nothing was linted in {', '.join(paths)}: {why}; name a model with its arguments, e.g. model.py:Net(depth=2), with --input if needed"
 
 
 def precommit_mode() -> bool:

@@ -114,3 +114,14 @@ def test_compile_default_device_and_a_forward_that_runs_nothing(model_file):
     statuses = {t["target"].rpartition(":")[2]: t["status"] for t in report["targets"]}
     assert statuses == {"Compiled": "findings", "DefaultDevice": "findings", "Yields": "incomplete"}, run_.stderr
     assert run_.returncode == 1
+
+
+def test_a_named_file_or_folder_without_models_exits_2(tmp_path):
+    (tmp_path / "empty.py").write_text("")
+    (tmp_path / "helpers.py").write_text("import os\n")
+    folder = tmp_path / "nomodels"
+    folder.mkdir()
+    (folder / "util.py").write_text("X = 1\n")
+    for path in (tmp_path / "empty.py", tmp_path / "helpers.py", folder):
+        assert run(str(path), "--format", "concise").returncode == 2, path
+    assert run(str(tmp_path / "helpers.py"), env={"PRE_COMMIT": "1"}).returncode == 0
