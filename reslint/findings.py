@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from enum import IntEnum
 
-VERSION = "0.1.0"
+VERSION = "0.2.0"
 
 
 class ExitCode(IntEnum):

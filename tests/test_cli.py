@@ -40,7 +40,7 @@ def test_full_format_shows_source_shapes_and_fix(cli):
 def test_json_contract(cli):
     result = cli(BROKEN, FIXED, "--format", "json")
     report = json.loads(result.stdout)
-    assert report["reslint"] == "0.1.0"
+    assert report["reslint"] == "0.2.0"
     broken, fixed = report["targets"]
     assert broken["target"] == BROKEN and broken["status"] == "findings" and fixed["status"] == "ok"
     assert broken["frontend"] == "fx" and broken["inputs"] == ["2,3,32,32"] and broken["error"] is None
