@@ -361,11 +361,13 @@ def warm_parent(config=None) -> None:
 
 def preload(names) -> None:
     """Import installed packages in the warm parent, so that the children forked from it have them."""
+    import importlib
+
     for name in names:
         if name in sys.modules:
             continue
         try:
-            __import__(name)
+            importlib.import_module(name)
         except BaseException:  # noqa: BLE001  only a head start: the child imports it again and reports
             pass
 
@@ -400,12 +402,14 @@ def learned_from(results) -> list[str]:
 
 
 def installed_packages(modules) -> list[str]:
-    """The top-level installed packages (site-packages, not the project's) among module names."""
+    """The installed modules (site-packages, not the project's) among module names, submodules
+    included: `import transformers` alone is lazy, the model's classes are in its submodules."""
     found = []
-    for name in sorted({m.split(".")[0] for m in modules}):
-        module = sys.modules.get(name)
-        origin = getattr(module, "__file__", None) or ""
-        if name != "reslint" and ("site-packages" in origin or "dist-packages" in origin):
+    for name in sorted(modules):
+        if name.split(".")[0] in ("reslint", "torch", "__main__"):
+            continue
+        origin = getattr(sys.modules.get(name), "__file__", None) or ""
+        if "site-packages" in origin or "dist-packages" in origin:
             found.append(name)
     return found
 
@@ -568,7 +572,8 @@ def read_learned(root: str) -> list[str]:
             names = json.load(handle)
     except (OSError, ValueError):
         return []
-    return [n for n in names if isinstance(n, str) and n.isidentifier()] if isinstance(names, list) else []
+    valid = [n for n in names if isinstance(n, str) and all(part.isidentifier() for part in n.split("."))] if isinstance(names, list) else []
+    return valid
 
 
 def _record_learned(root: str) -> None:
