@@ -405,3 +405,199 @@ def test_statement_size_fixes(tmp_path, name, kind, code):
     assert (finding.fix.kind, finding.fix.code, finding.fix.validated) == (kind, code, True)
     fixed, _ = load(pasted(path, finding.fix), tmp_path)
     getattr(fixed, name)()(torch.randn(*module.INPUT))
+
+
+MORE_CASES = '''
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+class CausalChain(nn.Module):
+    """Two causal convs in a Sequential, neither cropped: one crop at the call that runs them."""
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv1d(4, 4, 3, padding=2), nn.ReLU(), nn.Conv1d(4, 4, 3, padding=4, dilation=2))
+
+    def forward(self, x):
+        y = self.body(x)
+        return x + y
+
+class GatedCausal(nn.Module):
+    """The uncropped conv's output is multiplied by a gate of the input's length: RL000, cropped."""
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 4, 4, padding=3, groups=4)
+
+    def forward(self, x):
+        h = self.conv(x.transpose(1, 2)).transpose(1, 2)
+        return x + h * torch.sigmoid(x)
+
+class TailCrop(nn.Module):
+    """The crop keeps the padding ([..., -(k - 1):]) instead of dropping it."""
+    def __init__(self, k=3):
+        super().__init__()
+        self.k = k
+        self.conv = nn.Conv1d(4, 4, k, padding=k - 1)
+
+    def forward(self, x):
+        h = self.conv(x.transpose(1, 2))[..., -(self.k - 1):]
+        return x * h.transpose(1, 2)
+
+class ChannelsLastWiden(nn.Module):
+    """A channels-last block that widens: the projection cannot copy its LayerNorm (wrong layout)."""
+    def __init__(self):
+        super().__init__()
+        self.dw = nn.Conv2d(4, 8, 3, padding=1, groups=4)
+        self.norm = nn.LayerNorm(8)
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        h = self.fc(self.norm(self.dw(x).permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
+        return h + x
+
+class PooledResidual(nn.Module):
+    """The residual branch average-pools by 2, the shortcut does not: pool the shortcut."""
+    def __init__(self):
+        super().__init__()
+        self.c = nn.Conv2d(4, 4, 3, padding=1)
+        self.sc = nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        return F.avg_pool2d(self.c(x), 2) + self.sc(x)
+
+class OddHourglass(nn.Module):
+    """Pooled and upsampled by 2: an odd size loses a row."""
+    def __init__(self):
+        super().__init__()
+        self.low = nn.Conv2d(4, 4, 3, padding=1)
+        self.up = nn.Upsample(scale_factor=2)
+
+    def forward(self, x):
+        up = self.up(self.low(F.max_pool2d(x, 2)))
+        return x + up
+
+class Down(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout - cin, 3, stride=2, padding=1)
+        self.pool = nn.MaxPool2d(2, stride=2)
+
+    def forward(self, x):
+        return torch.cat([self.conv(x), self.pool(x)], 1)
+
+class TwoDowns(nn.Module):
+    """A conv branch and a pool branch round odd sizes differently, in two blocks made at one line."""
+    def __init__(self):
+        super().__init__()
+        self.d1 = Down(4, 8)
+        self.d2 = Down(8, 16)
+
+    def forward(self, x):
+        return self.d2(self.d1(x))
+
+class ComputedPad(nn.Module):
+    """The pad amounts are computed in forward, with the axes swapped."""
+    def __init__(self):
+        super().__init__()
+        self.up = nn.Upsample(scale_factor=2)
+
+    def forward(self, skip):
+        x = self.up(F.max_pool2d(skip, 2))
+        dy = skip.size(2) - x.size(2)
+        dx = skip.size(3) - x.size(3)
+        x = F.pad(x, [dy // 2, dy - dy // 2, dx // 2, dx - dx // 2])
+        return torch.cat([skip, x], dim=1)
+
+class InPlaceStart(nn.Module):
+    """The branch's first ReLU is in place: it overwrites the skip."""
+    def __init__(self):
+        super().__init__()
+        self.branch = nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(4, 4, 3, padding=1))
+
+    def forward(self, x):
+        x = x * 1.0
+        out = self.branch(x)
+        out += x
+        return out
+
+class AddedGate(nn.Module):
+    """A squeeze-and-excitation gate added instead of multiplied."""
+    def __init__(self):
+        super().__init__()
+        self.se = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(4, 4, 1), nn.Sigmoid())
+
+    def forward(self, x):
+        gate = self.se(x)
+        return x + gate
+
+class TokensNotMerged(nn.Module):
+    """Tokens viewed as a grid for a windowed op and never merged back."""
+    def __init__(self):
+        super().__init__()
+        self.mix = nn.Linear(4, 4)
+
+    def forward(self, x):
+        grid = self.mix(x).view(x.shape[0], 4, 4, 4)
+        return x + grid
+'''
+
+MORE_INPUTS = {"CausalChain": [(2, 4, 10)], "GatedCausal": [(2, 10, 4)], "TailCrop": [(2, 10, 4)],
+               "ChannelsLastWiden": [(2, 4, 6, 6)], "PooledResidual": [(2, 4, 8, 8)], "OddHourglass": [(2, 4, 7, 9)],
+               "TwoDowns": [(2, 4, 13, 13)], "ComputedPad": [(2, 4, 8, 11)], "InPlaceStart": [(2, 4, 6, 6)],
+               "AddedGate": [(2, 4, 6, 6)], "TokensNotMerged": [(2, 16, 4)]}
+
+
+@pytest.mark.parametrize(
+    "name, code, kind, fix_code",
+    [
+        ("CausalChain", "RL001", "crop", "y = self.body(x)[..., :x.shape[-1]]"),
+        ("GatedCausal", "RL000", "crop", "h = self.conv(x.transpose(1, 2))[..., :-self.conv.padding[0]].transpose(1, 2)"),
+        ("TailCrop", "RL000", "crop", "h = self.conv(x.transpose(1, 2))[..., :-(self.k - 1)]"),
+        ("PooledResidual", "RL001", "pool-skip", "return F.avg_pool2d(self.c(x), 2) + F.avg_pool2d(self.sc(x), 2)"),
+        ("OddHourglass", "RL001", "resize-to-skip", "return x + F.interpolate(up, size=x.shape[2:])"),
+        ("ComputedPad", "RL003", "fix-pad", "x = F.pad(x, [dx // 2, dx - dx // 2, dy // 2, dy - dy // 2])"),
+        ("AddedGate", "RL002", "multiply-gate", "return x * gate"),
+        ("TokensNotMerged", "RL001", "reshape-back", "return x + grid.flatten(1, 2)"),
+    ],
+)
+def test_statement_fixes_of_real_bug_classes(tmp_path, name, code, kind, fix_code):
+    """Causal convs cropped (a chain at its call, a non-simple argument, a crop at the wrong end), a
+    pooled shortcut, an upsampled add, computed pad amounts with axes swapped, a gate, unmerged tokens:
+    each the fix a maintainer writes, validated, and the model runs once it is pasted."""
+    module, path = load(MORE_CASES, tmp_path)
+    inputs = [torch.randn(*shape) for shape in MORE_INPUTS[name]]
+    finding, = [f for f in reslint.check(getattr(module, name)(), *inputs).findings if f.code == code]
+    assert (finding.fix.kind, finding.fix.code, finding.fix.validated) == (kind, fix_code, True)
+    fixed, _ = load(pasted(path, finding.fix), tmp_path)
+    getattr(fixed, name)()(*inputs)
+
+
+def test_projection_of_a_channels_last_block_skips_the_norm_it_cannot_apply(tmp_path):
+    module, _ = load(MORE_CASES, tmp_path)
+    model, x = module.ChannelsLastWiden(), torch.randn(2, 4, 6, 6)
+    finding, = reslint.check(model, x).findings
+    assert (finding.fix.kind, finding.fix.code, finding.fix.validated) == ("project-skip", "nn.Conv2d(4, 8, kernel_size=1)", True)
+    projection = eval(finding.fix.code, {"nn": nn})
+    model.forward = lambda x: model.fc(model.norm(model.dw(x).permute(0, 2, 3, 1))).permute(0, 3, 1, 2) + projection(x)
+    assert model(x).shape == (2, 8, 6, 6)
+
+
+def test_pool_branch_of_a_cat_gets_ceil_mode_in_every_block_made_at_its_line(tmp_path):
+    """The pool's fix is pasted into the line that makes both blocks' pools: validated on both."""
+    module, _ = load(MORE_CASES, tmp_path)
+    finding, = reslint.check(module.TwoDowns(), torch.randn(2, 4, 13, 13)).findings
+    fix = finding.fix
+    assert (finding.code, fix.kind, fix.code, fix.validated) == ("RL003", "ceil-mode-pool", "nn.MaxPool2d(2, ceil_mode=True)", True)
+    model = module.TwoDowns()
+    model.d1.pool, model.d2.pool = eval(fix.code, {"nn": nn}), eval(fix.code, {"nn": nn})
+    assert model(torch.randn(2, 4, 13, 13)).shape == (2, 16, 4, 4)
+
+
+def test_inplace_relu_over_a_skip_gets_the_relu_not_in_place(tmp_path):
+    module, _ = load(MORE_CASES, tmp_path)
+    finding, = reslint.check(module.InPlaceStart(), torch.randn(2, 4, 6, 6)).findings
+    assert (finding.code, finding.fix.kind, finding.fix.code, finding.fix.validated) == ("RL006", "not-inplace", "nn.ReLU(inplace=False)", True)
+    model = module.InPlaceStart()
+    model.branch[0] = eval(finding.fix.code, {"nn": nn})
+    x = torch.randn(2, 4, 6, 6)
+    assert torch.allclose(model(x), model.branch(x) + x)  # the skip is x itself again
