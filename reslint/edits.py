@@ -7,6 +7,8 @@ its workers computed.
 
   ReplaceStatement  the statement at `line` becomes `code` (a statement fix: a pad call, a cat)
   SetArgument       one argument of the constructor call at `line` becomes `expression` (a layer fix)
+  ReplaceCall       the constructor call of `callee` at `line` becomes `code` (a layer replaced by another:
+                    a pooling that should not be there becomes `nn.Identity()`)
   SetElement        one element of the literal list assigned to `name` at `line` becomes `expression`
                     (a value the fixed layers' callers draw from: `strides = [1, 1, 2, 1]`)
   AddShortcut       the class's `__init__` gets `self.<attribute> = <init_code>` and the join at
@@ -93,6 +95,28 @@ class SetArgument:
 
 
 @dataclass(frozen=True)
+class ReplaceCall:
+    path: str
+    line: int
+    callee: str
+    code: str
+
+    def apply(self, text: str) -> str:
+        module, positions = _parsed(text)
+        calls = [
+            (n, p) for n, p in positions.items()
+            if isinstance(n, cst.Call) and _callee(n) == self.callee and p.start.line <= self.line <= p.end.line
+        ]
+        if not calls:
+            if any(isinstance(n, cst.Call) and module.code_for_node(n) == self.code and p.start.line <= self.line <= p.end.line
+                   for n, p in positions.items()):
+                return text  # made already
+            raise EditError(f"no call of {self.callee} at line {self.line}")
+        call = min(calls, key=lambda np: (np[1].end.line - np[1].start.line, -np[1].start.column))[0]
+        return module.deep_replace(call, cst.parse_expression(self.code)).code
+
+
+@dataclass(frozen=True)
 class SetElement:
     path: str
     line: int
@@ -168,7 +192,7 @@ def _init_of(cls: cst.ClassDef, name: str) -> cst.FunctionDef:
     return init
 
 
-Edit = ReplaceStatement | SetArgument | SetElement | AddShortcut
+Edit = ReplaceStatement | SetArgument | ReplaceCall | SetElement | AddShortcut
 
 
 def _parsed(text: str) -> tuple[cst.Module, dict]:

@@ -35,7 +35,7 @@ from torch import nn
 from reslint.constructor_args import Record, plain, record_of
 from reslint.origin_fixes import lift_to_caller
 from reslint.statement_terms import in_own_terms
-from reslint.edits import AddShortcut, Edit, EditError, ReplaceStatement, SetArgument, apply_all, unified_diff
+from reslint.edits import AddShortcut, Edit, EditError, ReplaceCall, ReplaceStatement, SetArgument, apply_all, unified_diff
 from reslint.findings import Finding, Fix
 from reslint.where import display_path
 
@@ -194,17 +194,56 @@ def _shortcut_edit(model: nn.Module, members: list[_Unit]) -> tuple[Edit, bool]:
     line = members[0].line
     if class_node is None or not (class_node.lineno <= line <= (class_node.end_lineno or line)):
         raise SolveError("the join is not in the block class")
-    skip = _skip_name(class_node, line)
     nn_name = _nn_name(cls)
     projection = ast.unparse(template).replace("nn.", f"{nn_name}.") if nn_name != "nn" else ast.unparse(template)
     identity = f"{nn_name}.Identity()"
-    attribute = _free_attribute(class_node, blocks)
     if guard:
         init_code = f"(\n    {projection}\n    if {guard}\n    else {identity}\n)"
     else:
         init_code = projection
     separates = _guard_separates(model, cls, guard, {id(b) for b in blocks})
+    placeholder = _identity_on_skip(class_node, line, blocks)
+    if placeholder is not None:  # `self.shortcut = nn.Identity()` already sits on the skip: it becomes the projection
+        attribute, statement = placeholder
+        return ReplaceStatement(path, statement.lineno, statement.end_lineno or statement.lineno,
+                                f"self.{attribute} = {init_code}"), separates
+    skip = _skip_name(class_node, line)
+    attribute = _free_attribute(class_node, blocks)
     return AddShortcut(path, cls.__name__, attribute, init_code, line, skip), separates
+
+
+def _identity_on_skip(class_node: ast.ClassDef, line: int, blocks: list[nn.Module]) -> tuple[str, ast.stmt] | None:
+    """(attribute, its assignment in __init__) when the join's skip is `self.<attribute>(x)` of an input x
+    and every block holds an nn.Identity there."""
+    method = next((f for f in class_node.body if isinstance(f, ast.FunctionDef) and f.lineno <= line <= (f.end_lineno or f.lineno)), None)
+    init = next((f for f in class_node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
+    if method is None or init is None or not method.args.args[1:]:
+        return None
+    inputs = {a.arg for a in method.args.args[1:]}
+    calls = [c for c in ast.walk(method) if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute)
+             and isinstance(c.func.value, ast.Name) and c.func.value.id == "self" and len(c.args) == 1
+             and isinstance(c.args[0], ast.Name) and c.args[0].id in inputs
+             and all(isinstance(getattr(b, c.func.attr, None), nn.Identity) for b in blocks)]
+    if len(calls) != 1:
+        return None
+    attribute = calls[0].func.attr  # type: ignore[attr-defined]
+    uses = [n for n in ast.walk(class_node) if isinstance(n, ast.Attribute) and n.attr == attribute
+            and isinstance(n.value, ast.Name) and n.value.id == "self"]
+    assignments = [n for n in init.body if isinstance(n, ast.Assign) and len(n.targets) == 1
+                   and isinstance(n.targets[0], ast.Attribute) and n.targets[0].attr == attribute]
+    if len(uses) != 2 or len(assignments) != 1:
+        return None  # the attribute serves something else too
+    bound = [n for n in ast.walk(method) if isinstance(n, ast.Assign) and n.value is calls[0]
+             and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)]
+    statement = next((s for s in ast.walk(method) if isinstance(s, ast.stmt) and not hasattr(s, "body")
+                      and s.lineno <= line <= (s.end_lineno or s.lineno)), None)
+    if statement is None:
+        return None
+    operands = {n.id for n in ast.walk(statement) if isinstance(n, ast.Name)}
+    in_join = any(c is calls[0] for c in ast.walk(statement))
+    if not in_join and not (bound and bound[0].targets[0].id in operands):  # type: ignore[attr-defined]
+        return None
+    return attribute, assignments[0]
 
 
 def _normalized(tree: ast.expr) -> ast.expr:
@@ -388,6 +427,9 @@ def _layer_edits(model: nn.Module, key: tuple, members: list[_Unit]) -> tuple[li
     if len(site) != 2 or cls is None:
         raise SolveError("the layer's constructor call was not recorded")
     site_path, site_line = site
+    replaced = _replacement(model, cls, site, members)
+    if replaced is not None:
+        return replaced
     needed: dict[int, dict[str, Any]] = {}  # id(layer) -> the arguments its fix gives it
     for unit in members:
         for path, code in _layer_changes(unit.fix):
@@ -421,6 +463,31 @@ def _layer_edits(model: nn.Module, key: tuple, members: list[_Unit]) -> tuple[li
     if not edits:
         raise SolveError("nothing to change")
     return edits, True
+
+
+def _replacement(model: nn.Module, cls: type, site: tuple, members: list[_Unit]) -> tuple[list[Edit], bool] | None:
+    """A fix that makes the layer another class (`nn.Identity()` for a pooling that should not be there):
+    the call is replaced, when every layer made there gets that same fix (else None: not this case)."""
+    codes = {code for unit in members for path, code in _layer_changes(unit.fix)
+             if (layer := _submodule(model, path)) is not None and type(layer) is cls}
+    if not codes:
+        return None
+    calls = [ast.parse(code, mode="eval").body for code in codes]
+    if all(isinstance(c, ast.Call) and _call_name(c) == cls.__name__ for c in calls):
+        return None
+    if len(codes) != 1:
+        raise SolveError("the layers made at one call need different replacements")
+    fixed = {id(layer) for unit in members for path, _ in _layer_changes(unit.fix)
+             if (layer := _submodule(model, path)) is not None and type(layer) is cls}
+    made_there = [m for m in model.modules() if type(m) is cls and (r := record_of(m)) is not None
+                  and (r.site_path, r.site_line) == site]
+    every = bool(made_there) and all(id(m) in fixed for m in made_there)
+    code = codes.pop()
+    owner = record_of(made_there[0]).site_owner if made_there else None  # type: ignore[union-attr]
+    nn_name = _nn_name(owner) if owner is not None else "nn"
+    if nn_name != "nn":
+        code = code.replace("nn.", f"{nn_name}.")
+    return [ReplaceCall(site[0], site[1], cls.__name__, code)], every
 
 
 def _bound(cls: type, code: str, record: Record | None = None) -> dict[str, Any]:

@@ -61,9 +61,13 @@ def _render_finding(console: Console, finding: Finding) -> None:
     fix = finding.fix
     if fix is not None:
         status = ("validated", "green") if fix.validated else ("not validated", "yellow")
-        console.print(Text.assemble((f" {gutter} = ", "blue"), ("fix", "bold"), f" ({fix.kind}, ", status, f"): {fix.description}"))
+        safety = (", ", ("safe", "green")) if fix.safe else (", ", ("unsafe", "yellow")) if fix.diff else ()
+        console.print(Text.assemble((f" {gutter} = ", "blue"), ("fix", "bold"), f" ({fix.kind}, ", status, *safety, f"): {fix.description}"))
         for line in fix.code.splitlines():
             console.print(Text.assemble(f" {gutter}     ", (line, "green")))
+        if fix.diff:  # written into the source by --fix (safe) or --fix --unsafe-fixes
+            how = "reslint --fix applies it" if fix.safe else "reslint --fix --unsafe-fixes applies it"
+            console.print(Text.assemble((f" {gutter} = ", "blue"), how, " (", ("--diff", "bold"), " shows the edit)"))
     console.print()
 
 
