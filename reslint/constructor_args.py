@@ -27,6 +27,7 @@ class Record:
     site_path: str = ""  # the file and line of the code that called the constructor
     site_line: int = 0
     site_names: dict[str, Any] = field(default_factory=dict)  # plain values the calling scope could read
+    site_column: int = -1  # where on that line the call starts (several calls of one class on a line)
     site_owner: type | None = None  # the module class whose __init__ made the call (a layer's block), if any
     order: int = 0  # when it was made: instances made in a loop, in the loop's order
 
@@ -43,6 +44,23 @@ def plain(value: Any) -> bool:
     if value is None or isinstance(value, (bool, int, float, str)):
         return True
     return isinstance(value, tuple) and len(value) <= 8 and all(plain(v) for v in value)
+
+
+def _call_start(frame) -> tuple[int, int]:
+    """(line, column) where the running call expression starts (Python >= 3.11 has instruction
+    positions), else the frame's line and -1."""
+    try:
+        positions = list(frame.f_code.co_positions())[frame.f_lasti // 2]
+        if positions[0] is not None and positions[2] is not None:
+            return positions[0], positions[2]
+    except (AttributeError, IndexError, TypeError):
+        pass
+    return frame.f_lineno, -1
+
+
+def site_of(record: Record) -> tuple[str, int, int]:
+    """The creating call: file, line, column."""
+    return record.site_path, record.site_line, record.site_column
 
 
 def _plain_locals(frame) -> dict[str, Any]:
@@ -90,6 +108,7 @@ def _record(module: nn.Module, frame) -> None:
     record = Record(type(module), arguments, order=next(_ORDER))
     if frame is not None:
         record.site_path, record.site_line = frame.f_code.co_filename, frame.f_lineno
+        record.site_line, record.site_column = _call_start(frame)
         record.site_names = _plain_locals(frame)
         owner = frame.f_locals.get("self") if frame.f_code.co_name == "__init__" else None
         record.site_owner = type(owner) if isinstance(owner, nn.Module) else None

@@ -6,7 +6,8 @@ left, and an edit already made is not made twice. No torch here: the parent proc
 its workers computed.
 
   ReplaceStatement  the statement at `line` becomes `code` (a statement fix: a pad call, a cat)
-  SetArgument       one argument of the constructor call at `line` becomes `expression` (a layer fix)
+  SetArgument       one argument of the constructor call at `line` becomes `expression` (a layer fix);
+                    an argument set to its default is removed where it can be (`nn.ReLU()`)
   ReplaceCall       the constructor call of `callee` at `line` becomes `code` (a layer replaced by another:
                     a pooling that should not be there becomes `nn.Identity()`)
   SetElement        one element of the literal list assigned to `name` at `line` becomes `expression`
@@ -63,16 +64,17 @@ class SetArgument:
     position: int  # the parameter's position in the constructor's signature (after self)
     keyword: str
     expression: str
+    column: int = -1  # where the call starts on `line` (-1: the innermost call of `callee` there)
+    is_default: bool = False  # `expression` is the parameter's default: the argument goes, where it can
 
     def apply(self, text: str) -> str:
         module, positions = _parsed(text)
-        calls = [
-            (n, p) for n, p in positions.items()
-            if isinstance(n, cst.Call) and _callee(n) == self.callee and p.start.line <= self.line <= p.end.line
-        ]
-        if not calls:
-            raise EditError(f"no call of {self.callee} at line {self.line}")
-        call = min(calls, key=lambda np: (np[1].end.line - np[1].start.line, -np[1].start.column))[0]
+        call = _call_at(positions, self.callee, self.line, self.column)
+        if self.is_default:
+            try:
+                return module.deep_replace(call, _without(call, self.keyword, self.position)).code
+            except EditError:
+                pass  # passed by position before others: written out
         value = cst.parse_expression(self.expression)
         args = list(call.args)
         for index, arg in enumerate(args):
@@ -94,25 +96,52 @@ class SetArgument:
         return module.deep_replace(call, call.with_changes(args=args)).code
 
 
+def _call_at(positions: dict, callee: str, line: int, column: int) -> cst.Call:
+    """The call of `callee` that starts at (line, column), or with column -1 the innermost one on `line`."""
+    calls = [(n, p) for n, p in positions.items()
+             if isinstance(n, cst.Call) and _callee(n) == callee and p.start.line <= line <= p.end.line]
+    if column >= 0:
+        calls = [(n, p) for n, p in calls if (p.start.line, p.start.column) == (line, column)]
+    if not calls:
+        raise EditError(f"no call of {callee} at line {line}")
+    return min(calls, key=lambda np: (np[1].end.line - np[1].start.line, -np[1].start.column))[0]
+
+
+def _without(call: cst.Call, keyword: str, position: int) -> cst.Call:
+    """The call without the argument (its default applies): a keyword, or the last positional one."""
+    args = list(call.args)
+    positional = [i for i, a in enumerate(args) if a.keyword is None and not a.star]
+    index = next((i for i, a in enumerate(args) if a.keyword is not None and a.keyword.value == keyword), None)
+    if index is None and position < len(positional):
+        if position != len(positional) - 1 or any(a.star for a in args):
+            raise EditError(f"the argument {keyword} is passed by position before others: not removed")
+        index = positional[position]
+    if index is None:
+        return call  # not passed: the default applies already
+    last = args[-1]
+    del args[index]
+    if args and index == len(args):  # the removed one was last: the new last keeps its trailing style
+        args[-1] = args[-1].with_changes(comma=last.comma)
+    return call.with_changes(args=args)
+
+
 @dataclass(frozen=True)
 class ReplaceCall:
     path: str
     line: int
     callee: str
     code: str
+    column: int = -1
 
     def apply(self, text: str) -> str:
         module, positions = _parsed(text)
-        calls = [
-            (n, p) for n, p in positions.items()
-            if isinstance(n, cst.Call) and _callee(n) == self.callee and p.start.line <= self.line <= p.end.line
-        ]
-        if not calls:
+        try:
+            call = _call_at(positions, self.callee, self.line, self.column)
+        except EditError:
             if any(isinstance(n, cst.Call) and module.code_for_node(n) == self.code and p.start.line <= self.line <= p.end.line
                    for n, p in positions.items()):
                 return text  # made already
-            raise EditError(f"no call of {self.callee} at line {self.line}")
-        call = min(calls, key=lambda np: (np[1].end.line - np[1].start.line, -np[1].start.column))[0]
+            raise
         return module.deep_replace(call, cst.parse_expression(self.code)).code
 
 
@@ -148,6 +177,7 @@ class AddShortcut:
     init_code: str  # the expression assigned to self.<attribute> at the end of __init__
     join_line: int
     skip: str  # the name the join adds as its skip
+    helper: str = ""  # the join is in this function, which the class calls with the skip at join_line
 
     def apply(self, text: str) -> str:
         module, positions = _parsed(text)
@@ -164,7 +194,7 @@ class AddShortcut:
         if join is None:
             raise EditError(f"no statement at line {self.join_line}")
         # the join first (found by its line), then __init__ (found by name, whatever lines moved)
-        module = cst.parse_module(module.deep_replace(join, _wrap_skip(join, self.skip, f"self.{self.attribute}")).code)
+        module = cst.parse_module(module.deep_replace(join, _wrap_skip(join, self.skip, f"self.{self.attribute}", self.helper)).code)
         init = _init_of(_find_class(module, self.class_name), self.class_name)
         assignment = cst.parse_statement(f"self.{self.attribute} = {self.init_code}\n")
         new_init = init.with_changes(body=init.body.with_changes(body=[*init.body.body, assignment]))
@@ -210,8 +240,9 @@ def _callee(call: cst.Call) -> str:
     return func.value if isinstance(func, cst.Name) else ""
 
 
-def _wrap_skip(statement: cst.SimpleStatementLine, skip: str, callee: str) -> cst.SimpleStatementLine:
-    """The statement with the add's operand `skip` replaced by `callee(skip)` (only that operand)."""
+def _wrap_skip(statement: cst.SimpleStatementLine, skip: str, callee: str, helper: str = "") -> cst.SimpleStatementLine:
+    """The statement with the add's operand `skip` replaced by `callee(skip)` (only that operand); an
+    argument of a call of `helper` counts as an operand (the add is in that function)."""
 
     class Wrap(cst.CSTTransformer):
         done = False
@@ -231,7 +262,7 @@ def _wrap_skip(statement: cst.SimpleStatementLine, skip: str, callee: str) -> cs
             return updated.with_changes(left=self._wrapped(updated.left), right=self._wrapped(updated.right))
 
         def leave_Call(self, original, updated):
-            if _callee(updated) not in ("add", "add_") or not updated.args:
+            if _callee(updated) not in ("add", "add_", *([helper] if helper else [])) or not updated.args:
                 return updated
             args = [a.with_changes(value=self._wrapped(a.value)) if a.keyword is None else a for a in updated.args]
             return updated.with_changes(args=args)

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from torch import nn
 
-from reslint.constructor_args import Record, plain, record_of
+from reslint.constructor_args import Record, plain, record_of, site_of
 from reslint.edits import Edit, SetArgument, SetElement
 
 _SAFE_NODES = (ast.Expression, ast.Name, ast.Load, ast.Constant, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare,
@@ -36,8 +36,8 @@ def lift_to_caller(model: nn.Module, cls: type, parameter: str, layers: list[nn.
                    wanted: list[Any], same: Callable[[Any, Any], bool]) -> list[Edit] | None:
     """Edits at the blocks' creating calls that give each layer made at one call its wanted `parameter`,
     or None when the value does not come from a block parameter (the layer's own call is then edited)."""
-    site_path, site_line = records[0].site_path, records[0].site_line
-    found = call_argument(site_path, site_line, cls.__name__, parameter, _parameters(cls))
+    site_path, site_line, site_column = site_of(records[0])
+    found = call_argument(site_path, site_line, cls.__name__, parameter, _parameters(cls), site_column)
     owner_cls = records[0].site_owner
     if found is None or found[1] is None or owner_cls is None or any(r.site_owner is not owner_cls for r in records):
         return None
@@ -58,7 +58,7 @@ def lift_to_caller(model: nn.Module, cls: type, parameter: str, layers: list[nn.
     owners = _owners(model, layers, owner_cls)
     if owners is None:
         return None
-    by_site: dict[tuple[str, int], list[tuple[nn.Module, Record, Any]]] = {}
+    by_site: dict[tuple[str, int, int], list[tuple[nn.Module, Record, Any]]] = {}
     for owner, record, want in zip(owners, records, wanted):
         owner_record = record_of(owner)
         if owner_record is None or p not in owner_record.arguments or not _user_file(owner_record.site_path):
@@ -68,9 +68,9 @@ def lift_to_caller(model: nn.Module, cls: type, parameter: str, layers: list[nn.
                 return None  # the expression does not explain the layer's value: not what we think it is
         except Exception:  # noqa: BLE001
             return None
-        by_site.setdefault((owner_record.site_path, owner_record.site_line), []).append((owner, record, want))
+        by_site.setdefault(site_of(owner_record), []).append((owner, record, want))
     for key, members in by_site.items():  # every block made at the call must be among them
-        made_there = [m for m in model.modules() if type(m) is owner_cls and (r := record_of(m)) and (r.site_path, r.site_line) == key]
+        made_there = [m for m in model.modules() if type(m) is owner_cls and (r := record_of(m)) and site_of(r) == key]
         if len(made_there) != len(members):
             return None
 
@@ -82,20 +82,21 @@ def lift_to_caller(model: nn.Module, cls: type, parameter: str, layers: list[nn.
 
     edits: list[Edit] = []
     default = inspect.signature(owner_cls.__init__).parameters[p].default
-    for (path, line), members in by_site.items():
+    for (path, line, column), members in by_site.items():
         members.sort(key=lambda m: record_of(m[0]).order)  # type: ignore[union-attr]
         checks = [(record_of(o), lambda c, r=r, w=w: right(r, w, c)) for o, r, w in members]
         literals = [w for _, _, w in members] + ([default] if default is not inspect.Parameter.empty else []) + [None]
-        site_edits = _edit_at_call(path, line, owner_cls.__name__, p, owner_parameters, checks, literals)
+        site_edits = _edit_at_call(path, line, column, owner_cls.__name__, p, owner_parameters, checks, literals, default)
         if site_edits is None:
             return None
         edits += site_edits
     return edits
 
 
-def _edit_at_call(path: str, line: int, callee: str, p: str, parameters: list[str],
-                  checks: list[tuple[Record, Callable[[Any], bool]]], literals: list[Any]) -> list[Edit] | None:
-    found = call_argument(path, line, callee, p, parameters)
+def _edit_at_call(path: str, line: int, column: int, callee: str, p: str, parameters: list[str],
+                  checks: list[tuple[Record, Callable[[Any], bool]]], literals: list[Any], default: Any) -> list[Edit] | None:
+    """The edit at one call that made blocks: a list element, a name, a literal (none: the default)."""
+    found = call_argument(path, line, callee, p, parameters, column)
     if found is None:
         return None
     _, argument, function = found
@@ -109,10 +110,11 @@ def _edit_at_call(path: str, line: int, callee: str, p: str, parameters: list[st
     names = [n for n in scopes[0] if all(n in s and ok(s[n]) for s, (_, ok) in zip(scopes, checks))]
     names.sort(key=lambda n: (n != p, p not in n and n not in p))
     if names:
-        return [SetArgument(path, line, callee, parameters.index(p), p, names[0])]
+        return [SetArgument(path, line, callee, parameters.index(p), p, names[0], column)]
     for literal in literals:
         if plain(literal) and all(ok(literal) for _, ok in checks):
-            return [SetArgument(path, line, callee, parameters.index(p), p, repr(literal))]
+            is_default = literal is default or (type(literal) is type(default) and literal == default)
+            return [SetArgument(path, line, callee, parameters.index(p), p, repr(literal), column, is_default)]
     return None
 
 
@@ -196,7 +198,7 @@ def _file_of(node: ast.AST) -> str:
     return getattr(node, "_reslint_file", "")
 
 
-def call_argument(path: str, line: int, callee: str, parameter: str, parameters: list[str]
+def call_argument(path: str, line: int, callee: str, parameter: str, parameters: list[str], column: int = -1
                   ) -> tuple[ast.Call, ast.expr | None, ast.AST] | None:
     """The call of `callee` at `line`, the expression it passes for `parameter` (None: not passed), and
     the function around it; None when there is no such call or it passes *args/**kwargs."""
@@ -205,6 +207,8 @@ def call_argument(path: str, line: int, callee: str, parameter: str, parameters:
         return None
     calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and _name(n.func) == callee
              and n.lineno <= line <= (n.end_lineno or n.lineno)]
+    if column >= 0:
+        calls = [c for c in calls if (c.lineno, c.col_offset) == (line, column)]
     if not calls:
         return None
     call = min(calls, key=lambda c: (c.end_lineno or c.lineno) - c.lineno)

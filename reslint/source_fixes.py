@@ -32,7 +32,7 @@ from typing import Any
 
 from torch import nn
 
-from reslint.constructor_args import Record, plain, record_of
+from reslint.constructor_args import Record, plain, record_of, site_of
 from reslint.origin_fixes import lift_to_caller
 from reslint.statement_terms import in_own_terms
 from reslint.edits import AddShortcut, Edit, EditError, ReplaceCall, ReplaceStatement, SetArgument, apply_all, unified_diff
@@ -84,7 +84,7 @@ def attach_source_edits(model: nn.Module, findings: list[Finding]) -> None:
             for path, code in _layer_changes(fix):
                 layer = _submodule(model, path)
                 record = record_of(layer) if layer is not None else None
-                site = (record.site_path, record.site_line) if record else (path,)
+                site = site_of(record) if record else (path,)
                 groups[("layer", site, type(layer))].append(unit)
     for key, members in groups.items():
         try:
@@ -191,9 +191,7 @@ def _shortcut_edit(model: nn.Module, members: list[_Unit]) -> tuple[Edit, bool]:
     source = _read(path)
     tree = ast.parse(source)
     class_node = _class_node(tree, cls.__name__)
-    line = members[0].line
-    if class_node is None or not (class_node.lineno <= line <= (class_node.end_lineno or line)):
-        raise SolveError("the join is not in the block class")
+    line, helper = _join_in_class(tree, class_node, members[0].line)
     nn_name = _nn_name(cls)
     projection = ast.unparse(template).replace("nn.", f"{nn_name}.") if nn_name != "nn" else ast.unparse(template)
     identity = f"{nn_name}.Identity()"
@@ -207,9 +205,25 @@ def _shortcut_edit(model: nn.Module, members: list[_Unit]) -> tuple[Edit, bool]:
         attribute, statement = placeholder
         return ReplaceStatement(path, statement.lineno, statement.end_lineno or statement.lineno,
                                 f"self.{attribute} = {init_code}"), separates
-    skip = _skip_name(class_node, line)
+    skip = _skip_name(class_node, line, helper)
     attribute = _free_attribute(class_node, blocks)
-    return AddShortcut(path, cls.__name__, attribute, init_code, line, skip), separates
+    return AddShortcut(path, cls.__name__, attribute, init_code, line, skip, helper), separates
+
+
+def _join_in_class(tree: ast.Module, class_node: ast.ClassDef | None, line: int) -> tuple[int, str]:
+    """The join's line in the block class, and the helper function it is in ("" for none): a join in
+    `def add_skip(out, skip)` is edited at the one place the class calls the helper."""
+    if class_node is None:
+        raise SolveError("the block class is not in the join's file")
+    if class_node.lineno <= line <= (class_node.end_lineno or line):
+        return line, ""
+    helpers = [f for f in tree.body if isinstance(f, ast.FunctionDef) and f.lineno <= line <= (f.end_lineno or f.lineno)]
+    if len(helpers) != 1:
+        raise SolveError("the join is not in the block class")
+    calls = [c for c in ast.walk(class_node) if isinstance(c, ast.Call) and _call_name(c) == helpers[0].name]
+    if len(calls) != 1:
+        raise SolveError("the block calls the join's helper more than once")
+    return calls[0].lineno, helpers[0].name
 
 
 def _identity_on_skip(class_node: ast.ClassDef, line: int, blocks: list[nn.Module]) -> tuple[str, ast.stmt] | None:
@@ -364,7 +378,7 @@ def _guard_separates(model: nn.Module, cls: type, guard: str, broken: set[int]) 
     return True
 
 
-def _skip_name(class_node: ast.ClassDef, line: int) -> str:
+def _skip_name(class_node: ast.ClassDef, line: int, helper: str = "") -> str:
     """The name the join adds as its skip: the method's input, or a name bound to it (`identity = x`)."""
     method = next(
         (f for f in class_node.body if isinstance(f, ast.FunctionDef) and f.lineno <= line <= (f.end_lineno or f.lineno)), None
@@ -389,7 +403,7 @@ def _skip_name(class_node: ast.ClassDef, line: int) -> str:
             operands += [node.value]
         elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             operands += [node.left, node.right]
-        elif isinstance(node, ast.Call) and _call_name(node) in ("add", "add_"):
+        elif isinstance(node, ast.Call) and _call_name(node) in ("add", "add_", *([helper] if helper else [])):
             operands += node.args[:2]
     names = [o.id for o in operands if isinstance(o, ast.Name) and o.id in aliases and o.id not in reassigned]
     if len(set(names)) != 1:
@@ -424,9 +438,9 @@ def _layer_edits(model: nn.Module, key: tuple, members: list[_Unit]) -> tuple[li
     """The changed arguments of the call that made the layers, each a name whose value there is what
     every instance made at that call needs: the fix's number for the broken ones, its own for the rest."""
     _, site, cls = key
-    if len(site) != 2 or cls is None:
+    if len(site) != 3 or cls is None:
         raise SolveError("the layer's constructor call was not recorded")
-    site_path, site_line = site
+    site_path, site_line, site_column = site
     replaced = _replacement(model, cls, site, members)
     if replaced is not None:
         return replaced
@@ -437,7 +451,7 @@ def _layer_edits(model: nn.Module, key: tuple, members: list[_Unit]) -> tuple[li
             if layer is not None and type(layer) is cls:
                 needed[id(layer)] = _bound(cls, code, record_of(layer))
     at_site = [m for m in model.modules() if type(m) is cls and (r := record_of(m)) is not None
-               and (r.site_path, r.site_line) == (site_path, site_line)]
+               and site_of(r) == site]
     records: list[Record] = [record_of(m) for m in at_site]  # type: ignore[misc]
     if not needed or not all(id(m) in {id(a) for a in at_site} for m in model.modules() if id(m) in needed):
         raise SolveError("a fixed layer was not made at the call")
@@ -459,7 +473,9 @@ def _layer_edits(model: nn.Module, key: tuple, members: list[_Unit]) -> tuple[li
             if len({repr(w) for w in wanted}) != 1 or not plain(wanted[0]):
                 raise SolveError(f"no name at the call gives {name} for every instance made there")
             expression = repr(wanted[0])
-        edits.append(SetArgument(site_path, site_line, cls.__name__, parameters.index(name), name, expression))
+        default = inspect.signature(cls.__init__).parameters[name].default
+        is_default = default is not inspect.Parameter.empty and expression == repr(default)  # `nn.ReLU()`, not `nn.ReLU(inplace=False)`
+        edits.append(SetArgument(site_path, site_line, cls.__name__, parameters.index(name), name, expression, site_column, is_default))
     if not edits:
         raise SolveError("nothing to change")
     return edits, True
@@ -480,14 +496,14 @@ def _replacement(model: nn.Module, cls: type, site: tuple, members: list[_Unit])
     fixed = {id(layer) for unit in members for path, _ in _layer_changes(unit.fix)
              if (layer := _submodule(model, path)) is not None and type(layer) is cls}
     made_there = [m for m in model.modules() if type(m) is cls and (r := record_of(m)) is not None
-                  and (r.site_path, r.site_line) == site]
+                  and site_of(r) == site]
     every = bool(made_there) and all(id(m) in fixed for m in made_there)
     code = codes.pop()
     owner = record_of(made_there[0]).site_owner if made_there else None  # type: ignore[union-attr]
     nn_name = _nn_name(owner) if owner is not None else "nn"
     if nn_name != "nn":
         code = code.replace("nn.", f"{nn_name}.")
-    return [ReplaceCall(site[0], site[1], cls.__name__, code)], every
+    return [ReplaceCall(site[0], site[1], cls.__name__, code, site[2])], every
 
 
 def _bound(cls: type, code: str, record: Record | None = None) -> dict[str, Any]:
