@@ -7,6 +7,7 @@ block instance that was right before computes the same output as before (same we
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -235,3 +236,179 @@ def test_cli_diff_then_fix(tmp_path):
     fixed = run_cli("--fix", "a.py:Net", "b.py:Net", cwd=str(tmp_path))
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert "self.shortcut(x)" in (tmp_path / "a.py").read_text()
+
+
+# -- diffs a person would write --------------------------------------------------------------------------
+
+DENSE_LIST = """
+import torch
+from torch import nn
+
+
+class DenseLayer(nn.Module):
+    def __init__(self, cin, growth, stride=1):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, growth, 3, stride=stride, padding=1)
+
+    def forward(self, x):
+        return torch.cat([x, self.conv(x)], dim=1)
+
+
+class Net(nn.Module):
+    example_input_array = torch.zeros(1, 4, 8, 8)
+
+    def __init__(self, growth=2):
+        super().__init__()
+        strides = [1, 2, 1]
+        self.layers = nn.Sequential(*[DenseLayer(4 + i * growth, growth, s) for i, s in enumerate(strides)])
+
+    def forward(self, x):
+        return self.layers(x)
+"""
+
+OUT_DIM_CALLER = """
+import torch
+from torch import nn
+
+
+class Mixer(nn.Module):
+    def __init__(self, dim, out_dim=None):
+        super().__init__()
+        self.up = nn.Linear(dim, 2 * dim)
+        self.down = nn.Linear(2 * dim, out_dim or dim)
+
+    def forward(self, x):
+        return x + self.down(torch.relu(self.up(x)))
+
+
+class Net(nn.Module):
+    example_input_array = torch.zeros(2, 3, 8)
+
+    def __init__(self, dim=8):
+        super().__init__()
+        widths = [None, None, 2 * dim]
+        self.blocks = nn.Sequential(*[Mixer(dim, out_dim=w) for w in widths])
+        self.head = nn.Linear(dim, 2)
+
+    def forward(self, x):
+        return self.head(self.blocks(x))
+"""
+
+POSITIONAL_POOL = """
+import torch
+from torch import nn
+
+
+class Down(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.body = nn.Conv2d(cin, cout, 3, 2, 1)
+        self.skip = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(cin, cout, 1))
+
+    def forward(self, x):
+        return self.body(x) + self.skip(x)
+
+
+class Net(nn.Module):
+    example_input_array = torch.zeros(1, 4, 9, 9)
+
+    def __init__(self):
+        super().__init__()
+        self.down = Down(4, 8)
+        self.head = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x):
+        return self.head(self.down(x))
+"""
+
+HELPER_JOIN = """
+import torch
+from torch import nn
+
+
+def add_skip(out, skip):
+    return out + skip
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 8, 3, 2, 1)
+        self.shortcut = nn.Identity()
+
+    def forward(self, x):
+        out = self.conv(x)
+        sc = self.shortcut(x)
+        return add_skip(out, sc)
+
+
+class Net(nn.Module):
+    example_input_array = torch.zeros(1, 4, 8, 8)
+
+    def __init__(self):
+        super().__init__()
+        self.block = Block()
+
+    def forward(self, x):
+        return self.block(x)
+"""
+
+TWO_ON_A_LINE = """
+import torch
+from torch import nn
+
+
+class Dense(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Conv2d(2, 2, 3, 2, 1), nn.Conv2d(4, 2, 3, 1, 1)])
+
+    def forward(self, x):
+        features = [x]
+        for layer in self.layers:
+            features.append(torch.relu(layer(torch.cat(features, 1))))
+        return torch.cat(features, 1)
+
+
+class Net(nn.Module):
+    example_input_array = torch.zeros(1, 2, 8, 8)
+
+    def __init__(self):
+        super().__init__()
+        self.dense = Dense()
+
+    def forward(self, x):
+        return self.dense(x)
+"""
+
+WRITTEN_LIKE_A_PERSON = [
+    # source, the lines the diff removes, the lines it adds (stripped; "..." stands for any text)
+    pytest.param(DENSE_LIST, ["strides = [1, 2, 1]"], ["strides = [1, 1, 1]"], id="caller-list-element"),
+    pytest.param(OUT_DIM_CALLER, ["self.blocks = nn.Sequential(*[Mixer(dim, out_dim=w) for w in widths])"],
+                 ["self.blocks = nn.Sequential(*[Mixer(dim, out_dim=dim) for w in widths])"], id="caller-argument"),
+    pytest.param(POSITIONAL_POOL, ["self.skip = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(cin, cout, 1))"],
+                 ["self.skip = nn.Sequential(nn.AvgPool2d(2, 2, ceil_mode=True), nn.Conv2d(cin, cout, 1))"], id="keyword-only-added"),
+    pytest.param(HELPER_JOIN, ["self.shortcut = nn.Identity()"],
+                 ["self.shortcut = ...nn.Conv2d(4, 8, kernel_size=1, stride=2..."], id="identity-placeholder"),
+    pytest.param(TWO_ON_A_LINE, ["self.layers = nn.ModuleList([nn.Conv2d(2, 2, 3, 2, 1), nn.Conv2d(4, 2, 3, 1, 1)])"],
+                 ["self.layers = nn.ModuleList([nn.Conv2d(2, 2, 3, 1, 1), nn.Conv2d(4, 2, 3, 1, 1)])"], id="the-right-call-on-a-line"),
+]
+
+
+@pytest.mark.parametrize("source, removed, added", WRITTEN_LIKE_A_PERSON)
+def test_the_diff_is_what_a_person_would_write_and_it_fixes_the_model(tmp_path, source, removed, added):
+    path = tmp_path / "model.py"
+    path.write_text(textwrap.dedent(source))
+    report = lint(str(path), "Net")
+    assert report.findings and all(f.fix and f.fix.safe for f in report.findings)
+    plan = plan_fixes(report, root=str(tmp_path))
+    lines = plan.diff.splitlines()
+    assert [l[1:].strip() for l in lines if l.startswith("-") and not l.startswith("---")] == removed
+    written = [l[1:].strip() for l in lines if l.startswith("+") and not l.startswith("+++")]
+    assert len(written) == len(added)
+    assert all(re.fullmatch(".*".join(map(re.escape, want.split("..."))), got) for got, want in zip(written, added)), written
+    write(plan)
+    model = load(str(path), "Net")
+    with torch.no_grad():
+        model(torch.randn(*model.example_input_array.shape))
+    assert lint(str(path), "Net").exit_code == 0
