@@ -10,6 +10,7 @@ No torch here.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass, field
 
@@ -77,10 +78,18 @@ def plan_fixes(report: Report, unsafe: bool = False, root: str | None = None) ->
 
 
 def write(plan: FixPlan) -> list[str]:
-    """Write the changed files; their paths."""
+    """Write the changed files; their paths.
+
+    Each file's cached bytecode goes too: an edit that keeps the file's size (`stride=2` -> `stride=1`)
+    within the second of the first import would otherwise be read back from the stale .pyc (its check is
+    size and whole-second mtime), and the lint after --fix would see the old code."""
     for path in plan.changed_files:
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(plan.after[path])
+        try:
+            os.remove(importlib.util.cache_from_source(path))
+        except (OSError, NotImplementedError, ValueError):
+            pass
     return plan.changed_files
 
 
