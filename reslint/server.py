@@ -350,7 +350,6 @@ class Linter:
         self.results = Results()
         self.pending: list[str] = []
         self.condition = threading.Condition()
-        self.busy = False
         self.learned: list[str] = []
         self.thread = threading.Thread(target=self._loop, name="reslint-lint", daemon=True)
         self.thread.start()
@@ -362,17 +361,12 @@ class Linter:
                 self.pending.append(path)
             self.condition.notify()
 
-    def idle(self) -> bool:
-        with self.condition:
-            return not self.pending and not self.busy
-
     def _loop(self) -> None:
         while True:
             with self.condition:
                 while not self.pending:
                     self.condition.wait()
                 path = self.pending.pop(0)
-                self.busy = True
             try:
                 changed = self.lint(path)
             except Exception as error:  # noqa: BLE001  reslint's own bug: said on the file, the server goes on
@@ -381,8 +375,6 @@ class Linter:
                 changed = self.results.replace(f"internal:{path}", [problem], [])
             else:
                 changed |= self.results.replace(f"internal:{path}", [], [])
-            with self.condition:
-                self.busy = False
             self.on_changed(changed | {path})
             if self.learned:  # installed packages the models imported: in the parent before the next lint
                 preload(self.learned)
@@ -408,8 +400,10 @@ class Linter:
         except TargetError as error:
             return changed | self.results.replace(f"plan:{path}", [Problem(path, 1, 0, 0, "error", str(error))], [])
         changed |= self.results.replace(f"plan:{path}", [], [])
+        if not any(job.target == path for job in jobs):  # no longer a file with models: forget its old ones
+            changed |= self.results.replace(path, [], [])
         if not jobs:
-            return changed | self.results.replace(path, [], [])
+            return changed
         workers = max(1, min(len(jobs), self.jobs or config.jobs or 2))
         timeout = self.timeout or config.timeout or DEFAULT_TIMEOUT
         ran = run_jobs(jobs, workers, timeout)
