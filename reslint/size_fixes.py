@@ -69,12 +69,15 @@ class SizeFixes:
         differing = [d for d, (a, b) in enumerate(zip(end, target)) if a != b]
         for node in reversed(path):
             yield from self.pad_call(node, path, target)
-        if len(end) < 3 or 1 in differing or 0 in differing:
-            return  # the layers below change spatial sizes only
-        grown = [n for n in path if causal_growth(self, n) and _input_has(self.shape(n.all_input_nodes[0]), target, differing)]
-        if grown:  # causal convs pad k-1 on purpose: the fix is the crop after them
+        # Causal convs pad k-1 on purpose: the fix is the crop after them. Their length may sit in any
+        # dim of the join (a token layout puts it in dim 1), so it is matched by size.
+        wanted = {target[d] for d in differing}
+        grown = [n for n in path if any(self.shape(n.all_input_nodes[0])[d] in wanted for d in causal_growth(self, n))]
+        if grown:
             yield from self.crops(grown)
             yield from self.causal_repads(grown)
+        if len(end) < 3 or 1 in differing or 0 in differing:
+            return  # the layers below change spatial sizes only
         for node in reversed(path):
             module = self.prop.module(node)
             if isinstance(module, nn.modules.conv._ConvNd) and not isinstance(module, nn.modules.conv._ConvTransposeNd):
@@ -546,10 +549,6 @@ def _merged_dims(longer: tuple[int, ...], shorter: tuple[int, ...]) -> tuple[int
         if longer[:a] == shorter[:a] and math.prod(longer[a:b + 1]) == shorter[a] and longer[b + 1:] == shorter[a + 1:]:
             return a, b
     return None
-
-
-def _input_has(shape: tuple | None, target: tuple, dims: list[int]) -> bool:
-    return shape is not None and len(shape) == len(target) and any(shape[d] == target[d] for d in dims)
 
 
 def causal_growth(sizes: "SizeFixes", node: fx.Node) -> list[int]:
