@@ -10,6 +10,10 @@ nothing else in that `__init__`), the edit goes one level up, to the call that m
   - else a name of the calling scope that gives every block made there a right value (`out_dim=dim`);
   - else one literal that does (`stride=1`).
 
+When neither the layer's call nor its block's caller has one expression that gives every layer made
+there its value, the layer's argument becomes guarded (`guarded_argument`): `2 if dilation == 2 else 1`,
+keeping the user's expression for the layers that were right.
+
 A value is right for a block when the layer's own expression, evaluated with it, gives the layer the
 number its proven fix needs (or, for a block whose layer was right, the number it has). Each block made
 at the call is checked, so the blocks that were right keep their layers as they are.
@@ -264,3 +268,48 @@ def _user_file(path: str) -> bool:
     path = os.path.abspath(path or "")
     parts = path.split(os.sep)
     return os.path.isfile(path) and not path.startswith(_RESLINT_DIR + os.sep) and "site-packages" not in parts and "dist-packages" not in parts
+
+
+def guarded_argument(site: tuple[str, int, int], cls: type, parameter: str, parameters: list[str], wanted: list[Any],
+                     current: list[Any], scopes: list[dict[str, Any]]) -> str | None:
+    """`<new> if <name> == <value> else <the user's expression>`: the layers made at the call that need
+    the new value are exactly those where a name of the calling scope has one value, and the others
+    keep what they have. None when no such name or more than one new value."""
+    changed = [i for i, (w, c) in enumerate(zip(wanted, current)) if repr(w) != repr(c)]
+    new_values = {repr(wanted[i]) for i in changed}
+    if not changed or len(new_values) != 1 or not plain(wanted[changed[0]]):
+        return None
+    found = call_argument(site[0], site[1], cls.__name__, parameter, parameters, site[2])
+    if found is None:
+        return None
+    call, argument, _ = found
+    tree = _tree(site[0])
+    source = ast.get_source_segment(_source_of(site[0]), argument) if argument is not None and tree is not None else None
+    if argument is not None and source is None:
+        return None
+    kept = source if source is not None else repr(current[[i for i in range(len(wanted)) if i not in changed][0]]) \
+        if len(changed) < len(wanted) else None
+    if kept is None:
+        return None
+    needs = set(changed)
+    for name in scopes[0]:
+        values = [s.get(name, _MISSING) for s in scopes]
+        chosen = {repr(values[i]) for i in needs}
+        if len(chosen) != 1 or any(v is _MISSING for v in values) or isinstance(values[changed[0]], (str, tuple)):
+            continue
+        marker = values[changed[0]]
+        if all((repr(v) == repr(marker)) == (i in needs) for i, v in enumerate(values)):
+            if isinstance(argument, (ast.IfExp, ast.BoolOp, ast.Lambda)):
+                kept = f"({kept})"
+            condition = (name if marker is True else f"not {name}" if marker is False
+                         else f"{name} is None" if marker is None else f"{name} == {marker!r}")
+            return f"{wanted[changed[0]]!r} if {condition} else {kept}"
+    return None
+
+
+_MISSING = object()
+
+
+def _source_of(path: str) -> str:
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()

@@ -33,7 +33,7 @@ from typing import Any
 from torch import nn
 
 from reslint.constructor_args import Record, plain, record_of, site_of
-from reslint.origin_fixes import lift_to_caller
+from reslint.origin_fixes import guarded_argument, lift_to_caller
 from reslint.statement_terms import in_own_terms
 from reslint.edits import AddShortcut, Edit, EditError, ReplaceCall, ReplaceStatement, SetArgument, apply_all, unified_diff
 from reslint.findings import Finding, Fix
@@ -469,9 +469,14 @@ def _layer_edits(model: nn.Module, key: tuple, members: list[_Unit]) -> tuple[li
             continue
         scopes = [r.site_names for r in records]
         expression = _name_for(wanted, scopes, name) if not any(isinstance(w, bool) for w in wanted) else None
-        if expression is None:
-            if len({repr(w) for w in wanted}) != 1 or not plain(wanted[0]):
+        if expression is None and len({repr(w) for w in wanted}) > 1:
+            current = [r.arguments.get(name) for r in records]
+            expression = guarded_argument(site, cls, name, parameters, wanted, current, scopes)
+            if expression is None:
                 raise SolveError(f"no name at the call gives {name} for every instance made there")
+        if expression is None:
+            if not plain(wanted[0]):
+                raise SolveError(f"{name} is not a value to write")
             expression = repr(wanted[0])
         default = inspect.signature(cls.__init__).parameters[name].default
         is_default = default is not inspect.Parameter.empty and expression == repr(default)  # `nn.ReLU()`, not `nn.ReLU(inplace=False)`
