@@ -48,12 +48,22 @@ class ReplaceStatement:
             body = cst.parse_module(self.code.strip() + "\n").body
         except cst.ParserSyntaxError as error:
             raise EditError(f"the fix does not parse: {error}") from None
-        if len(body) != 1 or not isinstance(body[0], cst.SimpleStatementLine):
-            raise EditError("the fix is not one simple statement")
-        if module.code_for_node(target.with_changes(leading_lines=[])).strip().split("#")[0].strip() == self.code.strip():
-            return text
-        replacement = target.with_changes(body=body[0].body)
-        return module.deep_replace(target, replacement).code
+        if not body or not all(isinstance(b, cst.SimpleStatementLine) for b in body):
+            raise EditError("the fix is not simple statements")
+        wanted = [line.strip() for line in self.code.strip().splitlines()]
+        have = [line.split("#")[0].strip() for line in text.splitlines()[self.line - 1:self.line - 1 + len(wanted)]]
+        if have == wanted:
+            return text  # made already
+        if len(body) == 1:
+            return module.deep_replace(target, target.with_changes(body=body[0].body)).code
+        # several statements (`skip = skips.pop()` then the cat): the first keeps the line's comments
+        first = target.with_changes(body=body[0].body)
+
+        class Replace(cst.CSTTransformer):
+            def leave_SimpleStatementLine(self, original, updated):
+                return cst.FlattenSentinel([first, *body[1:]]) if original is target else updated
+
+        return module.visit(Replace()).code
 
 
 @dataclass(frozen=True)
