@@ -65,7 +65,7 @@ def guess_plan(model: nn.Module, label: str) -> InputPlan:
     if layer is None:
         layer = first_layer_eager(model, _probes(model, fill))
     if layer is None:
-        registered = registered_layers(model)
+        registered = registered_layers(model) or _weight_matrices(model)
         if not registered:
             raise TargetError(
                 f"{label}: no --input given and none can be guessed (no Conv, Linear, Embedding or norm layer); "
@@ -75,6 +75,15 @@ def guess_plan(model: nn.Module, label: str) -> InputPlan:
     tensors = primary_candidates(layer, model)
     candidates = [bind(model, [(describe((t,))[0], t)], {}, fill) for t in tensors]
     return InputPlan(candidates, guessed=True, source=f"{layer.describe()}, {source}", hint=pattern(layer, tensors[0]))
+
+
+def _weight_matrices(model: nn.Module) -> list[Layer]:
+    """For a model of bare parameters (`x @ self.w_gate`, einsums): its first weight matrix, read as a
+    linear layer whose input width is the matrix's first dim."""
+    for name, param in model.named_parameters():
+        if param.dim() >= 2:
+            return [Layer(name=name, type="Parameter", kind="linear", features=int(param.shape[-2] if param.dim() > 2 else param.shape[0]))]
+    return []
 
 
 def _probes(model: nn.Module, fill: "ArgumentFiller") -> list[tuple[Any, ...]]:

@@ -371,3 +371,20 @@ def test_a_forward_that_patchifies_its_input_gets_an_image():
 
     result = analyze_built(lambda: BuiltModel(PatchViT().to("meta"), "vit.py:PatchViT", []), "vit.py:PatchViT", [])
     assert result.status == "ok" and result.inputs == ["2,3,32,32"], (result.status, result.inputs, result.error)
+
+
+def test_a_model_of_bare_parameters_is_guessed_from_its_first_weight_matrix():
+    class Experts(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w_gate = nn.Parameter(torch.randn(16, 4))
+            self.w1 = nn.Parameter(torch.randn(4, 16, 32))
+            self.w2 = nn.Parameter(torch.randn(4, 32, 16))
+
+        def forward(self, x):
+            gates = (x @ self.w_gate).softmax(-1)
+            h = torch.einsum("btd,edh->beth", x, self.w1).relu()
+            return x + torch.einsum("beth,ehd->btd", h * gates.permute(0, 2, 1)[..., None], self.w2)
+
+    result = analyze_built(lambda: BuiltModel(Experts().to("meta"), "moe.py:Experts", []), "moe.py:Experts", [])
+    assert result.status == "ok" and result.inputs == ["2,16,16"], (result.status, result.inputs, result.error)
