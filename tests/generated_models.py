@@ -21,6 +21,7 @@ has the wrong width (the skip's, then); the skip's for a concatenation.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ CAT_FORMS = {
     "list-pos": "torch.cat([{a}, {b}], 1)",
 }
 CONTAINERS = ["seq", "list", "attrs", "helper"]
+TOKEN_KINDS = {"causal"}  # block kinds on tokens only (Gen.item)
 
 
 # -- shapes -------------------------------------------------------------------------------------------
@@ -531,6 +533,352 @@ class UNet(Block):
         module.up = eval(self.up_code("sized"), {"nn": nn})
 
 
+# -- bug classes of real code (issue 13) ------------------------------------------------------------------
+#
+# Blocks whose bug is in `forward` (a missing permute back or crop, a swapped window reverse, a pad's
+# amounts, a pool call without ceil_mode, a decoder cat) are repaired on a built model by giving the
+# instance the forward its author meant (`swap_forward`); the others by putting in the layer meant.
+
+WINDOW_HELPERS = [
+    "",
+    "",
+    "def window_partition(x, ws, h, w, c):",
+    "    return x.view(-1, h // ws, ws, w // ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, ws * ws, c)",
+    "",
+    "",
+    "def window_reverse(windows, ws, h, w, c):",
+    "    return windows.view(-1, h // ws, w // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, h, w, c)",
+]
+
+
+def swap_forward(module: Any, lines: list[str]) -> None:
+    """Give one built instance the forward its author meant, compiled in the generated file's namespace."""
+    import sys
+    import types
+
+    namespace = dict(sys.modules[type(module).__module__].__dict__)
+    source = "def forward(self, x):\n" + "".join(f"    {line}\n" for line in lines)
+    exec(compile(source, f"<intended forward of {type(module).__name__}>", "exec"), namespace)  # noqa: S102
+    module.forward = types.MethodType(namespace["forward"], module)
+
+
+def _plain(lines: list[str | tuple[str, str]]) -> list[str]:
+    return [line[1] if isinstance(line, tuple) else line for line in lines]
+
+
+@dataclass(eq=False)
+class ConvNeXt(Block):
+    """dwconv, permute to NHWC, LayerNorm, Linear, GELU, Linear, permute back, + x. Bug: no permute back."""
+
+    ch: int = 0
+    hidden: int = 0
+    form: str = "plus"
+    intended: list[str] = field(default_factory=list)
+
+    def render(self, w: Writer, path: str) -> str:
+        self.path = path
+        c = self.ch
+        init = [f"self.dwconv = nn.Conv2d({c}, {c}, 3, padding=1, groups={c})", f"self.norm = nn.LayerNorm({c})",
+                f"self.pw1 = nn.Linear({c}, {self.hidden})", "self.act = nn.GELU()", f"self.pw2 = nn.Linear({self.hidden}, {c})"]
+        head = ["out = self.dwconv(x)", "out = out.permute(0, 2, 3, 1)", "out = self.pw2(self.act(self.pw1(self.norm(out))))"]
+        back = ["out = out.permute(0, 3, 1, 2)"]
+        tail = ["sc = x", ("join", ADD_FORMS[self.form]), "return out"]
+        forward = head + ([] if self.broken else back) + tail
+        self.intended = _plain(head + back + tail)
+        self.line = w.emit_class(f"ConvNeXt{self.uid}", init, forward)["join"]
+        return f"ConvNeXt{self.uid}()"
+
+    def repair(self, module):
+        swap_forward(module, self.intended)
+
+
+@dataclass(eq=False)
+class WindowAttn(Block):
+    """Swin-style: NHWC, LayerNorm, window partition, attention, window reverse, NCHW, + x.
+    Bug: window_reverse called with H and W swapped (H != W)."""
+
+    ch: int = 0
+    hw: tuple[int, ...] = ()
+    ws: int = 2
+    form: str = "plus"
+    intended: list[str] = field(default_factory=list)
+
+    def render(self, w: Writer, path: str) -> str:
+        self.path = path
+        c, (h, wd), ws = self.ch, self.hw, self.ws
+        init = [f"self.norm = nn.LayerNorm({c})", f"self.attn = nn.MultiheadAttention({c}, 1, batch_first=True)"]
+        reverse = (wd, h) if self.broken else (h, wd)
+
+        def lines(rh: int, rw: int) -> list:
+            return [
+                "h = self.norm(x.permute(0, 2, 3, 1))",
+                f"h = window_partition(h, {ws}, {h}, {wd}, {c})",
+                "h = self.attn(h, h, h, need_weights=False)[0]",
+                f"h = window_reverse(h, {ws}, {rh}, {rw}, {c})",
+                "out = h.permute(0, 3, 1, 2)",
+                "sc = x",
+                ("join", ADD_FORMS[self.form]),
+                "return out",
+            ]
+
+        self.intended = _plain(lines(h, wd))
+        self.line = w.emit_class(f"WindowBlock{self.uid}", init, lines(*reverse))["join"]
+        return f"WindowBlock{self.uid}()"
+
+    def repair(self, module):
+        swap_forward(module, self.intended)
+
+
+@dataclass(eq=False)
+class CausalConv(Block):
+    """Mamba-style on tokens [B, T, D]: a depthwise Conv1d padded k-1, cropped to T, + x. Bug: no crop."""
+
+    ch: int = 0
+    kernel: int = 3
+    form: str = "plus"
+    intended: list[str] = field(default_factory=list)
+
+    def render(self, w: Writer, path: str) -> str:
+        self.path = path
+        c, k = self.ch, self.kernel
+        init = [f"self.norm = nn.LayerNorm({c})", f"self.conv = nn.Conv1d({c}, {c}, {k}, padding={k - 1}, groups={c})",
+                f"self.proj = nn.Linear({c}, {c})"]
+
+        def lines(crop: bool) -> list:
+            return [
+                "h = self.norm(x).transpose(1, 2)",
+                "h = self.conv(h)[..., :x.shape[1]]" if crop else "h = self.conv(h)",
+                "out = self.proj(torch.nn.functional.silu(h).transpose(1, 2))",
+                "sc = x",
+                ("join", ADD_FORMS[self.form]),
+                "return out",
+            ]
+
+        self.intended = _plain(lines(True))
+        self.line = w.emit_class(f"CausalBlock{self.uid}", init, lines(not self.broken))["join"]
+        return f"CausalBlock{self.uid}()"
+
+    def repair(self, module):
+        swap_forward(module, self.intended)
+
+
+@dataclass(eq=False)
+class Dilated(Block):
+    """conv 3x3 with dilation d (padding d), norm, relu, conv 1x1, + x. Bug: padding != dilation."""
+
+    ch: int = 0
+    dilation: int = 2
+    padding: int = 2
+    form: str = "plus"
+
+    def conv_code(self, padding: int) -> str:
+        return f"nn.Conv2d({self.ch}, {self.ch}, 3, padding={padding}, dilation={self.dilation}, bias=False)"
+
+    def render(self, w: Writer, path: str) -> str:
+        self.path = path
+        c = self.ch
+        init = [f"self.conv = {self.conv_code(self.padding)}", f"self.bn = nn.BatchNorm2d({c})", f"self.pw = nn.Conv2d({c}, {c}, 1)"]
+        forward = ["out = self.pw(torch.relu(self.bn(self.conv(x))))", "sc = x", ("join", ADD_FORMS[self.form]), "return out"]
+        tagged = w.emit_class(f"DilatedBlock{self.uid}", init, forward)
+        self.line = _join_line(w, tagged, self.form, self.helper_line)
+        return f"DilatedBlock{self.uid}()"
+
+    helper_line: int = 0
+
+    def repair(self, module):
+        from torch import nn
+
+        module.conv = eval(self.conv_code(self.dilation), {"nn": nn})
+
+
+@dataclass(eq=False)
+class PoolShortcut(Block):
+    """ResNet-D: conv 3x3 stride 2 + norm; shortcut: avg-pool 2 (ceil_mode, count_include_pad=False), 1x1 conv,
+    norm. Bug: the pool floors an odd size (no ceil_mode). The pool is a layer, or an F.avg_pool2d call."""
+
+    cin: int = 0
+    cout: int = 0
+    functional: bool = False
+    form: str = "plus"
+    helper_line: int = 0
+    intended: list[str] = field(default_factory=list)
+
+    def pool(self, ceil: bool) -> str:
+        if self.functional:
+            return "F.avg_pool2d(x, 2, 2" + (", ceil_mode=True" if ceil else "") + ", count_include_pad=False)"
+        return "nn.AvgPool2d(2" + (", ceil_mode=True" if ceil else "") + ", count_include_pad=False)"
+
+    def render(self, w: Writer, path: str) -> str:
+        self.path = path
+        ci, co = self.cin, self.cout
+        project = f"nn.Conv2d({ci}, {co}, 1, bias=False), nn.BatchNorm2d({co})"
+        init = [f"self.conv = nn.Conv2d({ci}, {co}, 3, 2, 1, bias=False)", f"self.bn = nn.BatchNorm2d({co})"]
+        if self.functional:
+            init.append(f"self.shortcut = nn.Sequential({project})")
+        else:
+            init.append(f"self.shortcut = nn.Sequential({self.pool(not self.broken)}, {project})")
+
+        def lines(ceil: bool) -> list:
+            skip = [f"sc = self.shortcut({self.pool(ceil)})"] if self.functional else ["sc = self.shortcut(x)"]
+            return ["out = self.bn(self.conv(x))", *skip, ("join", ADD_FORMS[self.form]), "return torch.relu(out)"]
+
+        self.intended = _plain(lines(True))
+        tagged = w.emit_class(f"PoolShortcut{self.uid}", init, lines(not self.broken))
+        self.line = _join_line(w, tagged, self.form, self.helper_line)
+        return f"PoolShortcut{self.uid}()"
+
+    def repair(self, module):
+        from torch import nn
+
+        if self.functional:
+            swap_forward(module, self.intended)
+        else:
+            module.shortcut[0] = nn.AvgPool2d(2, ceil_mode=True, count_include_pad=False)
+
+
+@dataclass(eq=False)
+class OptionA(Block):
+    """CIFAR ResNet option A: the shortcut subsamples and zero-pads the channels with F.pad.
+    Bug: the pad's amount is wrong, or its axes are swapped (pads the width instead of the channels)."""
+
+    cin: int = 0
+    cout: int = 0
+    stride: int = 1
+    pad: tuple[int, ...] = ()
+    form: str = "plus"
+    helper_line: int = 0
+    intended: list[str] = field(default_factory=list)
+
+    def intended_pad(self) -> tuple[int, ...]:
+        extra = self.cout - self.cin
+        return (0, 0, 0, 0, extra // 2, extra - extra // 2)
+
+    def render(self, w: Writer, path: str) -> str:
+        self.path = path
+        ci, co, s = self.cin, self.cout, self.stride
+        init = [f"self.conv1 = nn.Conv2d({ci}, {co}, 3, {s}, 1, bias=False)", f"self.bn1 = nn.BatchNorm2d({co})",
+                f"self.conv2 = nn.Conv2d({co}, {co}, 3, 1, 1, bias=False)", f"self.bn2 = nn.BatchNorm2d({co})"]
+        source = "x[:, :, ::2, ::2]" if s == 2 else "x"
+
+        def lines(pad: tuple[int, ...]) -> list:
+            return ["out = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))", f"sc = F.pad({source}, {pad})",
+                    ("join", ADD_FORMS[self.form]), "return torch.relu(out)"]
+
+        self.intended = _plain(lines(self.intended_pad()))
+        tagged = w.emit_class(f"OptionA{self.uid}", init, lines(self.pad))
+        self.line = _join_line(w, tagged, self.form, self.helper_line)
+        return f"OptionA{self.uid}()"
+
+    def repair(self, module):
+        swap_forward(module, self.intended)
+
+
+@dataclass(eq=False)
+class PopUNet(Block):
+    """A U-Net whose encoder appends its features to a list and whose decoder pops them:
+    `torch.cat([x, skips.pop()], dim=1)` in a loop. Broken when a level's size is odd (the max-pool floors it)."""
+
+    cin: int = 0
+    chans: list[int] = field(default_factory=list)  # encoder widths, one per level
+    mid: int = 0
+    ups: list[int] = field(default_factory=list)  # the up-convs' widths, deepest first
+    out_ch: int = 0
+    skip_first: bool = False
+    code: str = "RL003"
+    intended: list[str] = field(default_factory=list)
+
+    def render(self, w: Writer, path: str) -> str:
+        self.path = path
+        ins = [self.cin, *self.chans[:-1]]
+        downs = ", ".join(f"nn.Conv2d({a}, {b}, 3, 1, 1)" for a, b in zip(ins, self.chans))
+        below = [self.mid, *self.fuse_widths()[:-1]]
+        ups = ", ".join(f"nn.ConvTranspose2d({a}, {b}, 2, stride=2)" for a, b in zip(below, self.ups))
+        skips = list(reversed(self.chans))
+        fuses = ", ".join(f"nn.Conv2d({u + s}, {o}, 1)" for u, s, o in zip(self.ups, skips, self.fuse_widths()))
+        init = [f"self.downs = nn.ModuleList([{downs}])", "self.pool = nn.MaxPool2d(2)",
+                f"self.mid = nn.Conv2d({self.chans[-1]}, {self.mid}, 3, 1, 1)",
+                f"self.ups = nn.ModuleList([{ups}])", f"self.fuses = nn.ModuleList([{fuses}])"]
+        head = ["skips = []", "for down in self.downs:", "    x = torch.relu(down(x))", "    skips.append(x)",
+                "    x = self.pool(x)", "x = self.mid(x)", "for up, fuse in zip(self.ups, self.fuses):", "    x = up(x)"]
+        operands = "skips.pop(), x" if self.skip_first else "x, skips.pop()"
+        forward = head + [("join", f"    x = torch.cat([{operands}], dim=1)"), "    x = fuse(x)", "return x"]
+        meant = "skip, x" if self.skip_first else "x, skip"
+        self.intended = head + ["    skip = skips.pop()", "    x = F.interpolate(x, size=skip.shape[2:])",
+                                f"    x = torch.cat([{meant}], dim=1)", "    x = fuse(x)", "return x"]
+        self.line = w.emit_class(f"PopUNet{self.uid}", init, forward)["join"]
+        return f"PopUNet{self.uid}()"
+
+    def fuse_widths(self) -> list[int]:
+        return [*self.ups[1:], self.out_ch]  # fuse i feeds up i + 1
+
+    def repair(self, module):
+        swap_forward(module, self.intended)
+
+
+@dataclass(eq=False)
+class Nested(Block):
+    """A nested (UNet++-style) node: cat of two same-level features and the upsampled deeper one, 3 tensors.
+    Broken when the up path misses the size (odd input)."""
+
+    cin: int = 0
+    enc: int = 0
+    mid: int = 0
+    down_ch: int = 0
+    up_ch: int = 0
+    in_hw: tuple[int, ...] = ()
+    order: tuple[str, ...] = ("a", "b", "y")
+    cat: str = "list-kw"
+    code: str = "RL003"
+
+    def up_code(self, sized: bool) -> str:
+        if sized:
+            return f"nn.Sequential(nn.Upsample(size={self.in_hw}), nn.Conv2d({self.down_ch}, {self.up_ch}, 1))"
+        return f"nn.ConvTranspose2d({self.down_ch}, {self.up_ch}, 2, stride=2)"
+
+    def render(self, w: Writer, path: str) -> str:
+        self.path = path
+        init = [f"self.enc = nn.Conv2d({self.cin}, {self.enc}, 3, 1, 1)", f"self.mid = nn.Conv2d({self.enc}, {self.mid}, 3, 1, 1)",
+                f"self.down = nn.Conv2d({self.enc}, {self.down_ch}, 3, 2, 1)",
+                f"self.up = {self.up_code(not self.broken and min(self.in_hw) > 0 and any(n % 2 for n in self.in_hw))}"]
+        tensors = ", ".join(self.order)
+        joined = {"list-kw": f"torch.cat([{tensors}], dim=1)", "tuple-pos": f"torch.cat(({tensors}), 1)",
+                  "concat": f"torch.concat([{tensors}], dim=1)", "list-pos": f"torch.cat([{tensors}], 1)"}[self.cat]
+        forward = ["a = torch.relu(self.enc(x))", "b = torch.relu(self.mid(a))", "y = self.up(torch.relu(self.down(a)))",
+                   ("join", f"return {joined}")]
+        self.line = w.emit_class(f"Nested{self.uid}", init, forward)["join"]
+        return f"Nested{self.uid}()"
+
+    def repair(self, module):
+        from torch import nn
+
+        module.up = eval(self.up_code(True), {"nn": nn})
+
+
+@dataclass(eq=False)
+class Repeat(Block):
+    """Identical blocks: several instances of one class with one configuration, in an nn.Sequential.
+    A bug in the class is one root cause at one line, in every instance: one finding with instances."""
+
+    copies: list[Block] = field(default_factory=list)
+
+    def children(self):
+        return self.copies
+
+    @property
+    def has_join(self) -> bool:
+        return False
+
+    def render(self, w: Writer, path: str) -> str:
+        self.path = path
+        first = self.copies[0]
+        expression = first.render(w, f"{path}.0")
+        for i, copy in enumerate(self.copies[1:], 1):
+            copy.path, copy.line = f"{path}.{i}", first.line
+            if hasattr(first, "intended"):
+                copy.intended = first.intended
+        return f"nn.Sequential({', '.join([expression] * len(self.copies))})"
+
+
 # -- the model ------------------------------------------------------------------------------------------
 
 
@@ -561,6 +909,7 @@ class ModelSpec:
         w = Writer()
         w.emit('"""A model generated by tests/generated_models.py."""')
         w.emit("import torch")
+        w.emit("import torch.nn.functional as F")
         w.emit("from torch import nn")
         w.emit()
         w.emit()
@@ -576,6 +925,8 @@ class ModelSpec:
         w.emit("    for block in blocks:")
         w.emit("        x = block(x)")
         w.emit("    return x")
+        for line in WINDOW_HELPERS:
+            w.emit(line)
         for block in self.blocks():
             if hasattr(block, "helper_line"):
                 block.helper_line = helper_line
@@ -626,7 +977,8 @@ class Budget:
 
 
 class Gen:
-    def __init__(self, draw: Callable, budget: Budget, max_blocks: int, helper_form: str):
+    def __init__(self, draw: Callable, budget: Budget, max_blocks: int, helper_form: str, kinds: tuple[str, ...] = ()):
+        self.kinds = kinds  # only these kinds of blocks (and the containers around them); empty: all
         self.draw = draw
         self.budget = budget
         self.helper_form = helper_form
@@ -653,20 +1005,28 @@ class Gen:
 
     def item(self, state: State, depth: int) -> tuple[Block, State]:
         self.blocks_left -= 1
-        kinds = ["res"]
+        kinds = ["res", "repeat"]
         if state.kind == "conv":
-            kinds += ["dense", "denseblock"]
+            kinds += ["dense", "denseblock", "convnext", "window", "dilated", "poolshortcut", "optiona", "popunet", "nested"]
             if min(state.spatial) >= 3 and depth < MAX_DEPTH:
                 kinds.append("unet")
+        else:
+            kinds += ["causal"]
         if depth < MAX_DEPTH:
             kinds += ["wrap", "group"]
+        if self.kinds:
+            kinds = [k for k in kinds if k in self.kinds or k in ("wrap", "group")] or ["res"]
         kind = self.draw(st.sampled_from(kinds))
+        leaf = {"convnext": self.convnext, "window": self.window, "dilated": self.dilated, "poolshortcut": self.pool_shortcut,
+                "optiona": self.option_a, "popunet": self.pop_unet, "nested": self.nested, "causal": self.causal,
+                "repeat": self.repeat, "dense": self.dense, "denseblock": self.dense_block}
+        if kind in leaf:
+            made = leaf[kind](state)
+            if made is not None:
+                return made
+            kind = "res"  # the state does not allow this kind
         if kind == "res":
             return self.conv_res(state) if state.kind == "conv" else self.token_res(state)
-        if kind == "dense":
-            return self.dense(state)
-        if kind == "denseblock":
-            return self.dense_block(state)
         if kind == "unet":
             return self.unet(state, depth)
         if kind == "wrap":
@@ -676,16 +1036,17 @@ class Gen:
             return self.conv_res(state) if state.kind == "conv" else self.token_res(state)
         return Group(next(self.uids), items=container.items), out
 
-    def form(self) -> str:
-        return self.draw(st.sampled_from(list(ADD_FORMS)))
+    def form(self, helper: bool = True) -> str:
+        return self.draw(st.sampled_from([f for f in ADD_FORMS if helper or f != "helper"]))
 
     def writes_out_in_place(self, form: str) -> bool:
         return form in INPLACE_FORMS or (form == "helper" and self.helper_form == "augmented")
 
-    def conv_res(self, state: State) -> tuple[Block, State]:
+    def conv_res(self, state: State, same: bool = False) -> tuple[Block, State]:
+        """A ResNet block; `same`: keeping channels and size (a block that can be repeated)."""
         cin, hw = state.ch, state.spatial
-        cout = self.ints(2, 16)
-        stride = self.draw(st.sampled_from([1, 2] if min(hw) >= 3 else [1]))
+        cout = cin if same else self.ints(2, 16)
+        stride = 1 if same else self.draw(st.sampled_from([1, 2] if min(hw) >= 3 else [1]))
         out_hw = down(hw, stride)
         norm = self.draw(st.sampled_from(["bn", "none", "gn"]))
         groups = 2 if norm == "gn" and cout % 2 == 0 and self.draw(st.booleans()) else 1
@@ -724,9 +1085,9 @@ class Gen:
         self._settle(block, add_status(actual, skip, self.writes_out_in_place(block.form)))
         return block, State("conv", cout, out_hw)
 
-    def token_res(self, state: State) -> tuple[Block, State]:
+    def token_res(self, state: State, same: bool = False) -> tuple[Block, State]:
         din = state.ch
-        dout = self.ints(2, 16)
+        dout = din if same else self.ints(2, 16)
         sub = self.draw(st.sampled_from(["mlp", "attn"]))
         block = TokenRes(next(self.uids), din=din, dout=dout, hidden=self.ints(2, 16), sub=sub,
                          heads=2 if sub == "attn" and din % 2 == 0 and self.draw(st.booleans()) else 1,
@@ -823,6 +1184,117 @@ class Gen:
         self._settle(block, cat_status(shape_of("conv", enc, state.spatial), shape_of("conv", block.up_ch, up_hw)))
         return block, State("conv", enc + block.up_ch, state.spatial)
 
+    # -- bug classes of real code ---------------------------------------------------------------------
+
+    def plant(self, block: Block, possible: bool, bug: str) -> None:
+        """Give the block its bug if it can have one and one is wanted, and settle it."""
+        if possible and self.want_bug():
+            block.bug = bug
+        self._settle(block, "broken" if block.bug != "none" else "ok")
+
+    def convnext(self, state: State) -> tuple[Block, State]:
+        c, (h, w) = state.ch, state.spatial
+        block = ConvNeXt(next(self.uids), ch=c, hidden=self.ints(2, 16), form=self.form(helper=False))
+        self.plant(block, min(h, w) >= 2 and not c == h == w, "no permute back")
+        return block, state
+
+    def window(self, state: State) -> tuple[Block, State] | None:
+        h, w = state.spatial
+        sizes = [ws for ws in (2, 3) if h % ws == 0 and w % ws == 0]
+        if not sizes:
+            return None
+        block = WindowAttn(next(self.uids), ch=state.ch, hw=(h, w), ws=self.draw(st.sampled_from(sizes)), form=self.form(helper=False))
+        self.plant(block, h != w, "window_reverse with H and W swapped")
+        return block, state
+
+    def causal(self, state: State) -> tuple[Block, State]:
+        block = CausalConv(next(self.uids), ch=state.ch, kernel=self.ints(2, 4), form=self.form(helper=False))
+        self.plant(block, state.spatial[0] >= 2, "causal conv not cropped")
+        return block, state
+
+    def dilated(self, state: State) -> tuple[Block, State]:
+        d = self.ints(2, 3)
+        block = Dilated(next(self.uids), ch=state.ch, dilation=d, padding=d, form=self.form())
+        wrong = [p for p in range(0, d + 2) if p != d and min(state.spatial) + 2 * p - 2 * d >= 2]
+        self.plant(block, bool(wrong), "padding != dilation")
+        if block.broken:
+            block.padding = self.draw(st.sampled_from(wrong))
+        return block, state
+
+    def pool_shortcut(self, state: State) -> tuple[Block, State] | None:
+        if min(state.spatial) < 4:
+            return None
+        block = PoolShortcut(next(self.uids), cin=state.ch, cout=self.ints(2, 16), functional=self.draw(st.booleans()), form=self.form())
+        self.plant(block, any(n % 2 for n in state.spatial), "avg-pool shortcut without ceil_mode")
+        return block, State("conv", block.cout, down(state.spatial, 2))
+
+    def option_a(self, state: State) -> tuple[Block, State]:
+        cin = state.ch
+        stride = self.draw(st.sampled_from([1, 2] if min(state.spatial) >= 3 else [1]))
+        block = OptionA(next(self.uids), cin=cin, cout=self.ints(cin + 1, cin + 8), stride=stride, form=self.form())
+        block.pad = block.intended_pad()
+        self.plant(block, True, "")
+        if block.broken:
+            extra = block.cout - cin
+            kind = self.draw(st.sampled_from(["amount", "axes"]))
+            if kind == "axes":
+                block.bug = "F.pad shortcut pads the wrong axis"
+                block.pad = (*block.pad[4:], 0, 0, 0, 0) if self.draw(st.booleans()) else (0, 0, *block.pad[4:], 0, 0)
+            else:
+                block.bug = "F.pad shortcut pads the wrong amount"
+                pairs = [(a, b) for a in range(0, extra + 3) for b in range(0, extra + 3) if a + b != extra]
+                block.pad = (0, 0, 0, 0, *self.draw(st.sampled_from(pairs)))
+        return block, State("conv", block.cout, down(state.spatial, stride))
+
+    def pop_unet(self, state: State) -> tuple[Block, State] | None:
+        def odd(levels: int) -> bool:
+            hw = state.spatial
+            for _ in range(levels):
+                if any(n % 2 for n in hw):
+                    return True
+                hw = tuple(n // 2 for n in hw)
+            return False
+
+        options = [levels for levels in (1, 2) if min(state.spatial) >= 2 ** levels]
+        if not options:
+            return None
+        broken = [n for n in options if odd(n)]
+        fine = [n for n in options if not odd(n)]
+        if broken and self.budget.can() and (not fine or self.want_bug()):
+            levels, bug = self.draw(st.sampled_from(broken)), "odd size at a U-Net level (decoder pops its skips)"
+        elif fine:
+            levels, bug = self.draw(st.sampled_from(fine)), "none"
+        else:
+            return None
+        block = PopUNet(next(self.uids), cin=state.ch, chans=[self.ints(2, 12) for _ in range(levels)], mid=self.ints(2, 12),
+                        ups=[self.ints(2, 12) for _ in range(levels)], out_ch=self.ints(2, 12), skip_first=self.draw(st.booleans()), bug=bug)
+        self._settle(block, "broken" if bug != "none" else "ok")
+        return block, State("conv", block.out_ch, state.spatial)
+
+    def nested(self, state: State) -> tuple[Block, State] | None:
+        if min(state.spatial) < 2:
+            return None
+        block = Nested(next(self.uids), cin=state.ch, enc=self.ints(2, 12), mid=self.ints(2, 12), down_ch=self.ints(2, 12),
+                       up_ch=self.ints(2, 12), in_hw=state.spatial, order=tuple(self.draw(st.permutations(["a", "b", "y"]))),
+                       cat=self.draw(st.sampled_from(list(CAT_FORMS))))
+        self.plant(block, any(n % 2 for n in state.spatial), "odd size: the up path of a 3-tensor cat misses it")
+        return block, State("conv", block.enc + block.mid + block.up_ch, state.spatial)
+
+    def repeat(self, state: State) -> tuple[Block, State]:
+        """Identical blocks: one class, one configuration, 2 or 3 instances (a bug is one root cause)."""
+        if state.kind == "conv":
+            kinds = ["res", "dilated", "convnext"]
+        else:
+            kinds = ["res", "causal"]
+        kind = self.draw(st.sampled_from(kinds))
+        if kind == "res":
+            template, out = self.conv_res(state, same=True) if state.kind == "conv" else self.token_res(state, same=True)
+        else:
+            template, out = {"dilated": self.dilated, "convnext": self.convnext, "causal": self.causal}[kind](state)
+        assert out == state
+        copies = [template] + [dataclasses.replace(template) for _ in range(self.draw(st.integers(1, 2)))]
+        return Repeat(next(self.uids), copies=copies), state
+
     def _settle(self, block: Block, status: str) -> None:
         block.broken = status != "ok"
         if status == "broadcast":
@@ -833,11 +1305,17 @@ class Gen:
 
 
 @st.composite
-def models(draw, max_bugs: int | None = None, max_blocks: int = 7) -> ModelSpec:
-    """A random residual model with at most `max_bugs` broken joins, its source rendered."""
+def models(draw, max_bugs: int | None = None, max_blocks: int = 7, kinds: tuple[str, ...] = ()) -> ModelSpec:
+    """A random residual model with at most `max_bugs` root causes (broken joins, identical blocks counting
+    once), its source rendered; `kinds`: only those kinds of blocks (Gen.item's names), in any container."""
     helper_form = draw(st.sampled_from(list(HELPER_FORMS)))
-    gen = Gen(draw, Budget(max_bugs), max_blocks, helper_form)
-    domain = draw(st.sampled_from(["conv", "token", "conv2token"]))
+    gen = Gen(draw, Budget(max_bugs), max_blocks, helper_form, kinds)
+    domains = ["conv", "token", "conv2token"]
+    if kinds and set(kinds) <= TOKEN_KINDS:
+        domains = ["token"]
+    elif kinds and not set(kinds) & (TOKEN_KINDS | {"res", "repeat"}):
+        domains = ["conv"]
+    domain = draw(st.sampled_from(domains))
     conv_stages, token_stages, conv_out, token_out, token_first = [], [], None, None, None
     if domain == "token":
         t, d_in, d0 = draw(st.integers(2, 8)), gen.ints(2, 16), gen.ints(2, 16)
