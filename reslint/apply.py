@@ -1,8 +1,9 @@
 """--diff and --fix: the findings' source edits, gathered per file and applied to the user's own files.
 
-The workers computed each fix's edits (reslint/source_fixes.py) as plain data; here they are applied in
-order to each file's current text (an edit another finding already made is not made twice), giving one
-new text per file. Only the user's files are edited: files below the project root (the working
+The workers computed each fix's edits (reslint/source_fixes.py) as plain data; here they are applied to
+each file's current text from the bottom of the file up, so that an edit that adds lines does not move
+the lines the others name (an edit another finding also makes is made once), giving one new text per
+file. Only the user's files are edited: files below the project root (the working
 directory) and outside any site-packages; a fix elsewhere (torchvision's own ResNet) stays
 report-only, with a note. Unsafe fixes are applied only when asked (`--unsafe-fixes`), as in ruff.
 No torch here.
@@ -14,7 +15,7 @@ import importlib.util
 import os
 from dataclasses import dataclass, field
 
-from reslint.edits import EditError, unified_diff
+from reslint.edits import EditError, apply_all, unified_diff
 from reslint.findings import Finding, Report
 from reslint.where import display_path
 
@@ -60,21 +61,27 @@ def plan_fixes(report: Report, unsafe: bool = False, root: str | None = None) ->
         if outside:
             plan.notes.append(f"{where}: the fix would edit {display_path(outside[0])}, which is not a file of this project; report only")
             continue
-        staged = dict(plan.after)
-        try:
+        try:  # the fix applies to the files as they are
             for edit in fix.edits:
                 if edit.path not in plan.before:
                     with open(edit.path, encoding="utf-8") as handle:
                         plan.before[edit.path] = handle.read()
-                staged[edit.path] = edit.apply(staged.get(edit.path, plan.before[edit.path]))
+            for path in {e.path for e in fix.edits}:
+                apply_all(plan.before[path], [e for e in fix.edits if e.path == path])
         except (EditError, OSError) as error:
             plan.notes.append(f"{where}: its fix no longer applies ({error}); report only")
             continue
-        plan.after = staged
         plan.fixed.append(finding)
     for path in plan.before:
-        plan.after.setdefault(path, plan.before[path])
+        edits = [e for f in plan.fixed for e in f.fix.edits if e.path == path]  # type: ignore[union-attr]
+        try:
+            plan.after[path] = apply_all(plan.before[path], edits)
+        except EditError as error:  # the fixes apply one by one but not together: none of this file's
+            plan.notes.append(f"{display_path(path)}: its fixes do not apply together ({error}); report only")
+            plan.fixed = [f for f in plan.fixed if not any(e.path == path for e in f.fix.edits)]  # type: ignore[union-attr]
+            plan.after[path] = plan.before[path]
     return plan
+
 
 
 def write(plan: FixPlan) -> list[str]:

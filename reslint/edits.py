@@ -74,12 +74,12 @@ class SetArgument:
     position: int  # the parameter's position in the constructor's signature (after self)
     keyword: str
     expression: str
-    column: int = -1  # where the call starts on `line` (-1: the innermost call of `callee` there)
+    occurrence: int = -1  # which call of `callee` starting on `line`, left to right (-1: the innermost there)
     is_default: bool = False  # `expression` is the parameter's default: the argument goes, where it can
 
     def apply(self, text: str) -> str:
         module, positions = _parsed(text)
-        call = _call_at(positions, self.callee, self.line, self.column)
+        call = _call_at(positions, self.callee, self.line, self.occurrence)
         if self.is_default:
             try:
                 return module.deep_replace(call, _without(call, self.keyword, self.position)).code
@@ -106,12 +106,15 @@ class SetArgument:
         return module.deep_replace(call, call.with_changes(args=args)).code
 
 
-def _call_at(positions: dict, callee: str, line: int, column: int) -> cst.Call:
-    """The call of `callee` that starts at (line, column), or with column -1 the innermost one on `line`."""
+def _call_at(positions: dict, callee: str, line: int, occurrence: int) -> cst.Call:
+    """The `occurrence`-th call of `callee` that starts on `line` (several on one line: counted, not
+    placed by column, so an earlier edit on the line does not lose it), or with -1 the innermost one
+    spanning `line`."""
     calls = [(n, p) for n, p in positions.items()
              if isinstance(n, cst.Call) and _callee(n) == callee and p.start.line <= line <= p.end.line]
-    if column >= 0:
-        calls = [(n, p) for n, p in calls if (p.start.line, p.start.column) == (line, column)]
+    if occurrence >= 0:
+        starting = sorted(((n, p) for n, p in calls if p.start.line == line), key=lambda np: np[1].start.column)
+        calls = starting[occurrence:occurrence + 1]
     if not calls:
         raise EditError(f"no call of {callee} at line {line}")
     return min(calls, key=lambda np: (np[1].end.line - np[1].start.line, -np[1].start.column))[0]
@@ -141,12 +144,12 @@ class ReplaceCall:
     line: int
     callee: str
     code: str
-    column: int = -1
+    occurrence: int = -1
 
     def apply(self, text: str) -> str:
         module, positions = _parsed(text)
         try:
-            call = _call_at(positions, self.callee, self.line, self.column)
+            call = _call_at(positions, self.callee, self.line, self.occurrence)
         except EditError:
             if any(isinstance(n, cst.Call) and module.code_for_node(n) == self.code and p.start.line <= self.line <= p.end.line
                    for n, p in positions.items()):
@@ -285,7 +288,9 @@ def _wrap_skip(statement: cst.SimpleStatementLine, skip: str, callee: str, helpe
 
 
 def apply_all(text: str, edits: list[Edit]) -> str:
-    for edit in edits:
+    """The edits applied from the end of the file up, so that one that adds lines (a projection in
+    __init__, two statements for one) does not move the lines the others name; each distinct edit once."""
+    for edit in sorted(dict.fromkeys(edits), key=lambda e: getattr(e, "join_line", None) or e.line, reverse=True):
         text = edit.apply(text)
     return text
 

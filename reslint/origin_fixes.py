@@ -114,11 +114,11 @@ def _edit_at_call(path: str, line: int, column: int, callee: str, p: str, parame
     names = [n for n in scopes[0] if all(n in s and ok(s[n]) for s, (_, ok) in zip(scopes, checks))]
     names.sort(key=lambda n: (n != p, p not in n and n not in p))
     if names:
-        return [SetArgument(path, line, callee, parameters.index(p), p, names[0], column)]
+        return [SetArgument(path, line, callee, parameters.index(p), p, names[0], occurrence_of(path, line, column, callee))]
     for literal in literals:
         if plain(literal) and all(ok(literal) for _, ok in checks):
             is_default = literal is default or (type(literal) is type(default) and literal == default)
-            return [SetArgument(path, line, callee, parameters.index(p), p, repr(literal), column, is_default)]
+            return [SetArgument(path, line, callee, parameters.index(p), p, repr(literal), occurrence_of(path, line, column, callee), is_default)]
     return None
 
 
@@ -225,6 +225,15 @@ def call_argument(path: str, line: int, callee: str, parameter: str, parameters:
                  and f.lineno <= call.lineno and call.lineno <= (f.end_lineno or f.lineno)]
     function = max(functions, key=lambda f: f.lineno) if functions else tree
     return call, argument, function
+
+
+def occurrence_of(path: str, line: int, column: int, callee: str) -> int:
+    """Which call of `callee` starting on `line` starts at `column`, left to right (-1: unknown)."""
+    tree = _tree(path)
+    if tree is None or column < 0:
+        return -1
+    starts = sorted(c.col_offset for c in ast.walk(tree) if isinstance(c, ast.Call) and _name(c.func) == callee and c.lineno == line)
+    return starts.index(column) if column in starts else -1
 
 
 def _name(func: ast.expr) -> str:

@@ -33,7 +33,7 @@ from typing import Any
 from torch import nn
 
 from reslint.constructor_args import Record, plain, record_of, site_of
-from reslint.origin_fixes import guarded_argument, lift_to_caller
+from reslint.origin_fixes import guarded_argument, lift_to_caller, occurrence_of
 from reslint.statement_terms import in_own_terms
 from reslint.edits import AddShortcut, Edit, EditError, ReplaceCall, ReplaceStatement, SetArgument, apply_all, unified_diff
 from reslint.findings import Finding, Fix
@@ -480,7 +480,8 @@ def _layer_edits(model: nn.Module, key: tuple, members: list[_Unit]) -> tuple[li
             expression = repr(wanted[0])
         default = inspect.signature(cls.__init__).parameters[name].default
         is_default = default is not inspect.Parameter.empty and expression == repr(default)  # `nn.ReLU()`, not `nn.ReLU(inplace=False)`
-        edits.append(SetArgument(site_path, site_line, cls.__name__, parameters.index(name), name, expression, site_column, is_default))
+        edits.append(SetArgument(site_path, site_line, cls.__name__, parameters.index(name), name, expression,
+                                 occurrence_of(site_path, site_line, site_column, cls.__name__), is_default))
     if not edits:
         raise SolveError("nothing to change")
     return edits, True
@@ -508,7 +509,7 @@ def _replacement(model: nn.Module, cls: type, site: tuple, members: list[_Unit])
     nn_name = _nn_name(owner) if owner is not None else "nn"
     if nn_name != "nn":
         code = code.replace("nn.", f"{nn_name}.")
-    return [ReplaceCall(site[0], site[1], cls.__name__, code, site[2])], every
+    return [ReplaceCall(site[0], site[1], cls.__name__, code, occurrence_of(site[0], site[1], site[2], cls.__name__))], every
 
 
 def _bound(cls: type, code: str, record: Record | None = None) -> dict[str, Any]:
