@@ -81,18 +81,25 @@ def attach_source_edits(model: nn.Module, findings: list[Finding]) -> None:
             block = _submodule(model, unit.module)
             groups[("project", unit.path, unit.line, type(block))].append(unit)
         else:
-            for path, code in _layer_changes(fix):
-                layer = _submodule(model, path)
-                record = record_of(layer) if layer is not None else None
+            layers = [_submodule(model, path) for path, _ in _layer_changes(fix)]
+            if any(layer is None or next(layer.children(), None) is not None for layer in layers):
+                continue  # not all single layers (a fix that adds a projection to a block): report only
+            for (path, code), layer in zip(_layer_changes(fix), layers):
+                record = record_of(layer)
                 site = site_of(record) if record else (path,)
                 groups[("layer", site, type(layer))].append(unit)
+    failed: set[int] = set()
     for key, members in groups.items():
         try:
             edits, safe = _solve(model, key, members)
             edits_diff(edits)  # the edits apply to the source as it is
         except (EditError, SolveError, SyntaxError, ValueError, TypeError, OSError):
+            failed.update(id(u.fix) for u in members)
             continue
         _attach(members, edits, safe)
+    for unit in _units(findings):  # a fix written only in part (one layer of a chain) is not written
+        if id(unit.fix) in failed:
+            unit.fix.edits, unit.fix.diff, unit.fix.safe = [], "", False
 
 
 class SolveError(Exception):
