@@ -9,10 +9,17 @@ this module solves which names give the numbers every instance needs, and:
                  the join adds `self.shortcut(x)`. The guard (`stride != 1 or in_planes != planes`) is
                  true on exactly the instances that need the projection, so the others get nn.Identity:
                  same output, same parameters.
-  layer fixes    (resize-transform, restride-skip, a conv's padding, a pool's ceil_mode) the argument of
-                 the constructor call that made the layer, as a name of the calling scope whose value is
-                 what each instance made there needs (`padding=dilation`), else the literal.
-  statement      (fix.line > 0) the fix's code replaces the statement as is.
+                 When the block already holds an `nn.Identity()` on its skip, that line becomes the
+                 projection; a join in a helper function is edited where the block calls the helper.
+  layer fixes    (resize-transform, restride-skip, a conv's padding, a pool's ceil_mode) the argument
+                 where its wrong value comes from (reslint.origin_fixes): the caller that passes the
+                 block parameter the layer uses (`strides = [1, 1, 1, 1]`, `out_dim=dim`), else the
+                 constructor call that made the layer, as a name of the calling scope whose value is what
+                 each instance made there needs (`padding=dilation`), else a guarded expression
+                 (`2 if wide else 1`), else the literal; only the keyword it needs is added
+                 (`AvgPool2d(2, 2, ceil_mode=True)`), and one set to its default goes (`nn.ReLU()`).
+  statement      (fix.line > 0) the fix's code replaces the statement, with the user's expressions kept
+                 where the fix only put numbers in their place (reslint.statement_terms: `extra // 2`).
 
 An edit is `safe` when every instance it touches is covered: each broken instance's fix is validated
 and the edit gives it the proven numbers, and every other instance of the class (or made at the same
