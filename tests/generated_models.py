@@ -14,6 +14,14 @@ on a feature map, `nn.AdaptiveAvgPool1d(1)` on tokens, which pools the features)
 to width 1. Size-1 dims appear only through such a bug. Written in place (`out += sc`, `out.add_(sc)`),
 a join whose narrow side is `out` crashes instead: eager PyTorch cannot grow `out`.
 
+Bug classes of real code (issue 13): ConvNeXt blocks (permute to NHWC, LayerNorm, Linear, GELU, Linear)
+missing the permute back, Swin window attention whose window_reverse gets H and W swapped, causal Conv1d
+(padding k-1) not cropped, dilated convs whose padding is not the dilation, ResNet-D avg-pool shortcuts
+that floor an odd size (layer or F.avg_pool2d), CIFAR option-A F.pad shortcuts with the wrong amount or
+axis, U-Net decoders that pop a skip list in a loop (odd sizes), nested 3-tensor cats, and identical blocks
+(one class, one configuration, 2-3 instances: one root cause at one line). Blocks whose bug is in
+`forward` are repaired by giving the built instance the forward its author meant (swap_forward).
+
 The intended shape after a broken join is the one the rest of the model is built for: the transform's
 for an add (it carries the block's declared channels and stride), except for a block whose transform
 has the wrong width (the skip's, then); the skip's for a concatenation.
