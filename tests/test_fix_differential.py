@@ -132,7 +132,9 @@ def check_fix(spec: ModelSpec) -> None:
 
     if not all_safe:
         return
-    right = [b.path for b in spec.joins() if not b.broken and not any(b.path.startswith(o.path + ".") for o in spec.broken())]
+    # right blocks: not broken, and neither inside a broken one nor holding one
+    right = [b.path for b in spec.joins() if not b.broken
+             and not any(b.path.startswith(o.path + ".") or o.path.startswith(b.path + ".") for o in spec.broken())]
     now = after.state_dict()
     old_state = before.state_dict()
     for block in right:  # a right block keeps its parameters, by name and shape
