@@ -84,9 +84,9 @@ def attach_source_edits(model: nn.Module, findings: list[Finding]) -> None:
         fix = unit.fix
         if fix.line:
             groups[("statement", unit.path, fix.line, fix.end_line, fix.code)].append(unit)
-        elif fix.kind == "project-skip":
+        elif fix.kind in ("project-skip", "project-transform"):
             block = _submodule(model, unit.module)
-            groups[("project", unit.path, unit.line, type(block))].append(unit)
+            groups[("project", unit.path, unit.line, type(block), fix.kind)].append(unit)
         else:
             layers = [_submodule(model, path) for path, _ in _layer_changes(fix)]
             if any(layer is None or next(layer.children(), None) is not None for layer in layers):
@@ -214,13 +214,14 @@ def _shortcut_edit(model: nn.Module, members: list[_Unit]) -> tuple[Edit, bool]:
     else:
         init_code = projection
     separates = _guard_separates(model, cls, guard, {id(b) for b in blocks})
-    placeholder = _identity_on_skip(class_node, line, blocks)
+    transform = members[0].fix.kind == "project-transform"  # the projection goes on the transform's side
+    placeholder = None if transform else _identity_on_skip(class_node, line, blocks)
     if placeholder is not None:  # `self.shortcut = nn.Identity()` already sits on the skip: it becomes the projection
         attribute, statement = placeholder
         return ReplaceStatement(path, statement.lineno, statement.end_lineno or statement.lineno,
                                 f"self.{attribute} = {init_code}"), separates
-    skip = _skip_name(class_node, line, helper)
-    attribute = _free_attribute(class_node, blocks)
+    skip = _skip_name(class_node, line, helper, transform)
+    attribute = _free_attribute(class_node, blocks, ("out_projection", "projection") if transform else None)
     return AddShortcut(path, cls.__name__, attribute, init_code, line, skip, helper), separates
 
 
@@ -392,7 +393,7 @@ def _guard_separates(model: nn.Module, cls: type, guard: str, broken: set[int]) 
     return True
 
 
-def _skip_name(class_node: ast.ClassDef, line: int, helper: str = "") -> str:
+def _skip_name(class_node: ast.ClassDef, line: int, helper: str = "", transform: bool = False) -> str:
     """The name the join adds as its skip: the method's input, or a name bound to it (`identity = x`)."""
     method = next(
         (f for f in class_node.body if isinstance(f, ast.FunctionDef) and f.lineno <= line <= (f.end_lineno or f.lineno)), None
@@ -419,15 +420,25 @@ def _skip_name(class_node: ast.ClassDef, line: int, helper: str = "") -> str:
             operands += [node.left, node.right]
         elif isinstance(node, ast.Call) and _call_name(node) in ("add", "add_", *([helper] if helper else [])):
             operands += node.args[:2]
+    if transform:  # the other operand: a name not bound to the input or to `self.<layer>(input)`
+        from_input = aliases | {t.id for n in ast.walk(method) if isinstance(n, ast.Assign) and isinstance(n.value, ast.Call)
+                                and isinstance(n.value.func, ast.Attribute) and isinstance(n.value.func.value, ast.Name)
+                                and n.value.func.value.id == "self" and len(n.value.args) == 1
+                                and isinstance(n.value.args[0], ast.Name) and n.value.args[0].id in aliases
+                                for t in n.targets if isinstance(t, ast.Name)}
+        others = [o.id for o in operands if isinstance(o, ast.Name) and o.id not in from_input]
+        if len(operands) != 2 or len(others) != 1:
+            raise SolveError("cannot tell which operand is the transform")
+        return others[0]
     names = [o.id for o in operands if isinstance(o, ast.Name) and o.id in aliases and o.id not in reassigned]
     if len(set(names)) != 1:
         raise SolveError("cannot tell which operand is the skip")
     return names[0]
 
 
-def _free_attribute(class_node: ast.ClassDef, blocks: list[nn.Module]) -> str:
+def _free_attribute(class_node: ast.ClassDef, blocks: list[nn.Module], names: tuple[str, ...] | None = None) -> str:
     used = {n.attr for n in ast.walk(class_node) if isinstance(n, ast.Attribute)}
-    for name in ("shortcut", "downsample", "skip_projection"):
+    for name in names or ("shortcut", "downsample", "skip_projection"):
         if name not in used and not any(hasattr(b, name) for b in blocks):
             return name
     raise SolveError("no free attribute name for the projection")
