@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from conftest import ROOT
 
 NOTHING_BUILDS = """
 import torch
