@@ -208,8 +208,12 @@ def add_operands(statement: ast.stmt) -> tuple[ast.AST, str, str] | None:
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             return node, "left", "right"
         if isinstance(node, ast.Call) and call_name(node) in ("add", "add_") and len(node.args) >= 1:
-            if isinstance(node.func, ast.Attribute) and call_name(node) == "add_" or len(node.args) == 1:
-                return None  # x.add_(y): the left operand is the method's receiver; not rewritten here
+            if call_name(node) == "add_" and isinstance(node.func, ast.Attribute):
+                return None  # x.add_(y) writes into x: rewriting its receiver would write into a temporary
+            if len(node.args) == 1 and isinstance(node.func, ast.Attribute):
+                return node, "func.value", "args.0"  # x.add(y): the receiver is the left operand
+            if len(node.args) == 1:
+                return None
             return node, "args.0", "args.1"
     return None
 
@@ -217,12 +221,16 @@ def add_operands(statement: ast.stmt) -> tuple[ast.AST, str, str] | None:
 def get_field(holder: ast.AST, field: str) -> ast.expr:
     if field.startswith("args."):
         return holder.args[int(field[5:])]
+    if field == "func.value":
+        return holder.func.value
     return getattr(holder, field)
 
 
 def set_field(holder: ast.AST, field: str, value: ast.expr) -> None:
     if field.startswith("args."):
         holder.args[int(field[5:])] = value
+    elif field == "func.value":
+        holder.func.value = value
     else:
         setattr(holder, field, value)
 

@@ -146,12 +146,9 @@ def test_convnext_missing_permute_back_operator_forms(join):
     check(CONVNEXT_METHOD_ADD.replace("{join}", join), (2, 6, 8, 5), {15: "permute-back"})
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "reslint/size_fixes.py permute_back: fix_source.add_operands does not rewrite the method forms "
-    "(`out.add(x)`, `x.add(out)`, `out.add_(x)`), so the missing permute back gets no fix "
-    "(a project-skip with stride (2, 1) is offered, not validated)"))
 @pytest.mark.parametrize("join", ["return out.add(x)", "return x.add(out)"])
 def test_convnext_missing_permute_back_method_forms(join):
+    """`x.add(y)`: the receiver is the left operand, rewritten like `x + y`."""
     check(CONVNEXT_METHOD_ADD.replace("{join}", join), (2, 6, 8, 5), {15: "permute-back"})
 
 
