@@ -49,16 +49,25 @@ def is_user_file(filename: str) -> bool:
 def frame_location(frame: types.FrameType) -> SourceLocation:
     """The location of the instruction a frame is executing, with its column (Python 3.11+)."""
     code = frame.f_code
-    line, column, end_column = frame.f_lineno, 0, 0
-    positions = getattr(code, "co_positions", None)
-    if positions is not None and frame.f_lasti >= 0:
-        position = next(itertools.islice(positions(), frame.f_lasti // 2, None), None)
-        if position is not None:
-            line = position[0] or line
-            column = position[2] + 1 if position[2] is not None else 0
-            if position[1] == line and position[3] is not None:
-                end_column = position[3] + 1
-    return SourceLocation(code.co_filename, line, column, end_column)
+    lasti = frame.f_lasti
+    if lasti >= 0 and hasattr(code, "co_positions"):
+        return _instruction_location(code, code.co_filename, lasti, frame.f_lineno)
+    return SourceLocation(code.co_filename, frame.f_lineno, 0, 0)
+
+
+@lru_cache(maxsize=65536)
+def _instruction_location(code: types.CodeType, filename: str, lasti: int, lineno: int) -> SourceLocation:
+    """One instruction's location: cached, as every op of a model's loop runs the same few lines
+    (and finding a position walks co_positions from the start). Keyed by the filename too: equal
+    code objects in two files compare equal."""
+    line, column, end_column = lineno, 0, 0
+    position = next(itertools.islice(code.co_positions(), lasti // 2, None), None)
+    if position is not None:
+        line = position[0] or line
+        column = position[2] + 1 if position[2] is not None else 0
+        if position[1] == line and position[3] is not None:
+            end_column = position[3] + 1
+    return SourceLocation(filename, line, column, end_column)
 
 
 def innermost_user_frame(frame: types.FrameType | None) -> types.FrameType | None:

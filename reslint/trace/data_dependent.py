@@ -132,7 +132,9 @@ def _is_other_device(device: Any) -> bool:
     return isinstance(device, torch.device) and device.type != "meta"
 
 
-def to_meta_device(func: Any, name: str, args: tuple, kwargs: dict) -> tuple[Callable[[], Any], tuple, dict] | None:
+def to_meta_device(
+    func: Any, name: str, args: tuple, kwargs: dict, metas: list[torch.Tensor] | None = None,
+) -> tuple[Callable[[], Any], tuple, dict] | None:
     """The call with the devices a model's forward names (`torch.arange(T, device=self.device)`,
     `mask.to(x.device)` where x was real, `.cuda()`) replaced by meta, where the whole run happens;
     None when it names none. Without this a model built for "cuda" fails on a machine without one."""
@@ -146,7 +148,7 @@ def to_meta_device(func: Any, name: str, args: tuple, kwargs: dict) -> tuple[Cal
         positional = [a for a in positional if a != "meta"]  # `.to("cuda", torch.float16)` keeps its dtype
         changed = changed or len(positional) != len(args) - 1
         args = (args[0], *positional)
-    if _metas(args, kwargs) and _has_cpu_tensor(args, kwargs):  # a constant made on the CPU meets the run's meta tensors
+    if (metas if metas is not None and not changed else _metas(args, kwargs)) and _has_cpu_tensor(args, kwargs):  # a constant made on the CPU meets the run's meta tensors
         args, kwargs = tree_map(_cpu_to_meta, (args, kwargs))
         changed = True
     if not changed:
@@ -155,7 +157,25 @@ def to_meta_device(func: Any, name: str, args: tuple, kwargs: dict) -> tuple[Cal
 
 
 def _has_cpu_tensor(args: tuple, kwargs: dict) -> bool:
-    return any(isinstance(v, torch.Tensor) and v.device.type != "meta" and v.dim() for v in tree_flatten((args, kwargs))[0])
+    return _any_cpu_tensor(args) or _any_cpu_tensor(kwargs)
+
+
+_PLAIN_LEAVES = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.Size)
+
+
+def _any_cpu_tensor(value: Any) -> bool:
+    """Whether a pytree holds a non-meta tensor with dims; the same answer as scanning tree_flatten's
+    leaves, without building them for the plain tuples, lists and dicts every op passes (run per op)."""
+    kind = type(value)
+    if kind in (tuple, list):
+        return any(_any_cpu_tensor(item) for item in value)
+    if kind is dict:
+        return any(_any_cpu_tensor(item) for item in value.values())
+    if isinstance(value, torch.Tensor):
+        return value.device.type != "meta" and bool(value.dim())
+    if kind in _PLAIN_LEAVES:
+        return False
+    return any(isinstance(v, torch.Tensor) and v.device.type != "meta" and v.dim() for v in tree_flatten(value)[0])
 
 
 def _cpu_to_meta(value: Any) -> Any:
@@ -184,9 +204,11 @@ class Assumptions:
     def run(self, func: Any, call: Callable[[], Any], args: tuple, kwargs: dict) -> Any:
         """`call()` (which runs `func` on `args`), on meta; if it cannot run there, on representative values."""
         name = _name(func)
-        on_meta = to_meta_device(func, name, args, kwargs)
+        metas = _metas(args, kwargs)
+        on_meta = to_meta_device(func, name, args, kwargs, metas)
         if on_meta is not None:
             call, args, kwargs = on_meta
+            metas = _metas(args, kwargs)
         if name in SCALAR_FUNCTIONS and args and _is_meta(args[0]):
             return self._scalar(name, args[0])
         if name in SETITEM and len(args) > 2 and _masked(args[1]) and isinstance(args[2], torch.Tensor):
@@ -204,7 +226,7 @@ class Assumptions:
             if not metas or max(t.numel() for t in metas) > MAX_CPU_NUMEL:
                 raise
             return self._on_cpu(func, args, kwargs, metas)
-        self._carry(func, name, args, kwargs, result)
+        self._carry(func, name, args, kwargs, result, metas)
         return result
 
     def _on_cpu(self, func: Any, args: tuple, kwargs: dict, metas: list[torch.Tensor]) -> Any:
@@ -224,9 +246,10 @@ class Assumptions:
             self._note(f"{_op_name(func)} at {self._at()} sized on representative values ({self._reasons(metas, unknown)})")
         return _to_meta(result)
 
-    def _carry(self, func: Any, name: str, args: tuple, kwargs: dict, result: Any) -> None:
+    def _carry(self, func: Any, name: str, args: tuple, kwargs: dict, result: Any, metas: list[torch.Tensor] | None = None) -> None:
         """Give the result of an op that ran on meta its representative value, when it has one."""
-        metas = _metas(args, kwargs)
+        if metas is None:
+            metas = _metas(args, kwargs)
         known = [t for t in metas if value_of(t) is not None]
         if writes_first(name) and args and _is_meta(args[0]):
             if value_of(args[0]) is None:
@@ -238,7 +261,8 @@ class Assumptions:
             if _run_quietly(func, cpu_args, cpu_kwargs) is not _FAILED:
                 _set_value(args[0], cpu_args[0])
             return
-        results = [leaf for leaf in tree_flatten(result)[0] if _is_meta(leaf)]
+        leaves = [result] if isinstance(result, torch.Tensor) else tree_flatten(result)[0]
+        results = [leaf for leaf in leaves if _is_meta(leaf)]
         if not results or all(t.numel() > MAX_VALUE_NUMEL for t in results):
             return
         if name in INDEX_OPS and not known:

@@ -215,7 +215,7 @@ class EagerRecorder(TorchFunctionMode):
     # -- nodes ------------------------------------------------------------------------------------
 
     def _node(self, op: str, target: Any, args: tuple, kwargs: dict) -> fx.Node:
-        node = self.graph.create_node(op, target, tree_map(self._as_arg, args), tree_map(self._as_arg, kwargs))
+        node = self.graph.create_node(op, target, self._as_args(args), self._as_args(kwargs))
         self._meta(node)
         return node
 
@@ -223,6 +223,22 @@ class EagerRecorder(TorchFunctionMode):
         frame = innermost_user_frame(sys._getframe(1))
         node.meta["source"] = frame_location(frame) if frame is not None else None
         node.meta["module_path"], node.meta["module_type"] = self._scope[-1]
+
+    def _as_args(self, value: Any) -> Any:
+        """tree_map(self._as_arg, value), walking the plain tuples, lists and dicts of every op's
+        arguments directly (tree_map's generic flatten/unflatten cost more than the op itself)."""
+        kind = type(value)
+        if kind is tuple:
+            return tuple([self._as_args(item) for item in value])
+        if kind is list:
+            return [self._as_args(item) for item in value]
+        if kind is dict:
+            return {key: self._as_args(item) for key, item in value.items()}
+        if isinstance(value, torch.Tensor):
+            return self._as_arg(value)
+        if kind in _PLAIN_LEAVES:
+            return value
+        return tree_map(self._as_arg, value)
 
     def _as_arg(self, value: Any) -> Any:
         if not isinstance(value, torch.Tensor):
@@ -247,6 +263,10 @@ class EagerRecorder(TorchFunctionMode):
                     item_node = self.graph.call_function(operator.getitem, (node, index))
                     item_node.meta.update(node.meta)
                     self._bind(item, item_node)
+
+
+_PLAIN_LEAVES = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.Size, slice, type(Ellipsis))
+"""Types tree_map treats as leaves that `_as_arg` hands back unchanged (no tensor inside)."""
 
 
 def _has_tensor(value: Any) -> bool:

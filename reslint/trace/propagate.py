@@ -374,10 +374,32 @@ def same_value(a: Any, b: Any) -> bool:
 def _contains_unknown(value: Any) -> bool:
     if value is UNKNOWN:
         return True
+    kind = type(value)
+    if kind is tuple or kind is list:  # the plain containers of every op's arguments, without tree_flatten
+        return any(_holds_unknown(item) for item in value)
+    if kind is dict:
+        return any(_holds_unknown(item) for item in value.values())
     if isinstance(value, (list, tuple, dict)):
         leaves, _ = tree_flatten(value)
         return any(leaf is UNKNOWN for leaf in leaves)
     return False
+
+
+def _holds_unknown(value: Any) -> bool:
+    """Whether a pytree's leaves include UNKNOWN (what tree_flatten would find), walking plain containers directly."""
+    if value is UNKNOWN:
+        return True
+    kind = type(value)
+    if kind is tuple or kind is list:
+        return any(_holds_unknown(item) for item in value)
+    if kind is dict:
+        return any(_holds_unknown(item) for item in value.values())
+    if kind in _PLAIN_LEAVES or isinstance(value, torch.Tensor):
+        return False
+    return any(leaf is UNKNOWN for leaf in tree_flatten(value)[0])
+
+
+_PLAIN_LEAVES = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.Size, slice, type(Ellipsis))
 
 
 def is_meta_limitation(error: Exception) -> bool:
