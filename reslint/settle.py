@@ -17,8 +17,10 @@ re-propagated. Ranked by:
 4. the candidate's order.
 A later join that fails is not evidence (tier 1): it may be a bug of its own, and lining up by
 chance with a wrong substitute proves nothing; so later failing joins take their own preferred side
-during the trials. Tier 3 only breaks ties among candidates nothing rejects: an op with no side of
-its own (an RL000) takes the value under which the rest of the block lines up.
+during the trials, as the trial's values make it (a join whose transform was unknown before, or
+lined up, is judged again once the trial gives it a broken transform: `Settler._trial`). Tier 3
+only breaks ties among candidates nothing rejects: an op with no side of its own (an RL000) takes
+the value under which the rest of the block lines up.
 
 The preferred side of an add is the transform when the operands differ in what layers declare
 (channels or features, or a stride's exact factor): it carries the block's declared width and stride
@@ -31,7 +33,8 @@ DenseNet or U-Net concat keeps the skip's size).
 
 from __future__ import annotations
 
-from collections import deque
+from collections import ChainMap, deque
+from typing import Any, Collection, Mapping
 
 import torch
 import torch.fx as fx
@@ -43,6 +46,7 @@ from reslint.trace.ops import cat_tensors_and_dim, is_add, is_elementwise
 from reslint.trace.propagate import UNKNOWN, Delta, Propagation, same_value
 
 DECLARED_ROLES = {"channels", "features", "heads"}
+PREFERENCE_ROUNDS = 4  # re-propagations of a trial as later failing joins change their preferred side
 EXPECTED_SEARCH = 64  # nodes visited downstream of a failing node when looking for what it rejoins
 
 
@@ -53,14 +57,15 @@ def join_operand_nodes(join: SkipJoin) -> list[fx.Node]:
     return [a for a in tensors if isinstance(a, fx.Node)]
 
 
-def preferred_operand(join: SkipJoin, propagation: Propagation | None = None) -> int | None:
-    """Index, among the join's tensor args, of the operand whose shape the join should take."""
-    wanted = join.skip if join.kind != "add" or (propagation is not None and transform_is_broken(propagation, join)) else join.transform
+def preferred_operand(join: SkipJoin, propagation: Propagation | None = None, values: Mapping[fx.Node, Any] | None = None) -> int | None:
+    """Index, among the join's tensor args, of the operand whose shape the join should take
+    (its operands' `values`, by default the propagation's)."""
+    wanted = join.skip if join.kind != "add" or (propagation is not None and transform_is_broken(propagation, join, values)) else join.transform
     operands = join_operand_nodes(join)
     return operands.index(wanted) if wanted in operands else None
 
 
-def transform_is_broken(propagation: Propagation, join: SkipJoin) -> bool:
+def transform_is_broken(propagation: Propagation, join: SkipJoin, values: Mapping[fx.Node, Any] | None = None) -> bool:
     """The add's transform differs from its residual stream in a way no declared layer explains.
 
     Only for a skip with no weighted layer (the block's input, maybe normed): a projection on the
@@ -69,7 +74,8 @@ def transform_is_broken(propagation: Propagation, join: SkipJoin) -> bool:
     channels, features or heads) while nothing on its path resamples (no stride, pooling or
     upsampling): an uncropped causal conv, a lost padding, a window reverse with swapped dims.
     """
-    skip, transform = (propagation.values.get(n) for n in (join.skip, join.transform))
+    values = propagation.values if values is None else values
+    skip, transform = (values.get(n) for n in (join.skip, join.transform))
     if not isinstance(skip, torch.Tensor) or not isinstance(transform, torch.Tensor) or skip.dim() != transform.dim():
         return False
     if any(_weighted(propagation, node) for node in join.skip_path):
@@ -81,8 +87,15 @@ def transform_is_broken(propagation: Propagation, join: SkipJoin) -> bool:
         return True
     if any(_resamples(propagation, node) for node in join.transform_path):
         return False
-    roles = [set(r) for r in zip(*(roles_of(propagation, n) or ("unknown",) * len(a) for n in (join.skip, join.transform)))]
+    roles = [set(r) for r in zip(*(_roles(propagation, n, len(a)) for n in (join.skip, join.transform)))]
     return any(s != t and s != 1 and t != 1 and not roles[dim] & DECLARED_ROLES for dim, (s, t) in enumerate(zip(a, b)))
+
+
+def _roles(propagation: Propagation, node: fx.Node, rank: int) -> tuple[str, ...]:
+    """The node's roles as the propagation's values give them; unknown if its value there (before a
+    trial changed it) is not a tensor of that rank."""
+    roles = roles_of(propagation, node)
+    return roles if roles is not None and len(roles) == rank else ("unknown",) * rank
 
 
 def _weighted(propagation: Propagation, node: fx.Node) -> bool:
@@ -183,14 +196,13 @@ class Settler:
         # Failing ops (not joins) are re-run so that they offer the expected shapes too.
         rerun = {node: self.prop.chosen.get(node, 0) for node in self.prop.failures if node not in self.preferences}
         if changed or rerun:
-            self._commit(self.prop.recompute({}, chosen={**rerun, **changed}), changed)
+            self._commit(*self._trial({**rerun, **changed}, fixed=rerun))
         for node in self.prop.nodes:
             failure = self.prop.failures.get(node)
             if failure is None:
                 continue
             if node not in self.preferences:  # its expected shapes as the choices so far make them
-                refreshed = self.prop.recompute({}, chosen={node: self.prop.chosen.get(node, 0)})
-                self._commit(refreshed, {})
+                self._commit(*self._trial({node: self.prop.chosen.get(node, 0)}, fixed={node}))
                 failure = self.prop.failures.get(node)
             if failure is None or len(failure.candidates) < 2:
                 continue
@@ -199,12 +211,37 @@ class Settler:
             preferred = self.preferences.get(node)
             best = None
             for pick in range(len(failure.candidates)):
-                delta = self.prop.recompute({}, chosen={node: pick})
+                delta, chosen = self._trial({node: pick}, fixed={node})
                 rank = (self.evidence_against(delta), pick != preferred, self.trouble(delta, node), pick)
                 if best is None or rank < best[0]:
-                    best = (rank, pick, delta)
-            _, pick, delta = best
-            self._commit(delta, {node: pick})
+                    best = (rank, delta, chosen)
+            _, delta, chosen = best
+            self._commit(delta, chosen)
+
+    def _trial(self, chosen: dict[fx.Node, int], fixed: Collection[fx.Node] = ()) -> tuple[Delta, dict[fx.Node, int]]:
+        """The rest of the model re-propagated with these picks, and each later join it leaves failing
+        on its preferred side as *these* values make it, not as the values before: a join whose
+        transform was unknown, or lined up by chance, prefers its transform, and kept after an earlier
+        choice makes its transform a broken copy of the skip, it would carry that on (two identical
+        blocks with a lost padding: the second would pass the first's shrunk map to what follows).
+        Returns the delta and the picks it used (the given ones and the joins' re-preferred sides)."""
+        chosen = dict(chosen)
+        delta = self.prop.recompute({}, chosen=chosen)
+        for _ in range(PREFERENCE_ROUNDS):
+            values = ChainMap(delta.values, self.prop.values)
+            moved = {}
+            for join_node in delta.failures:
+                join = self.joins.get(join_node)
+                if join is None or join_node in fixed:
+                    continue
+                pick = preferred_operand(join, self.prop, values)
+                if pick is not None and pick != chosen.get(join_node, self.prop.chosen.get(join_node, 0)):
+                    moved[join_node] = pick
+            if not moved:
+                break
+            chosen.update(moved)
+            delta = self.prop.recompute({}, chosen=chosen)
+        return delta, chosen
 
     def evidence_against(self, delta: Delta) -> int:
         """Failing nodes that are not joins, plus nodes left unknown, once `delta` is applied."""

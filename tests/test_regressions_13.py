@@ -200,11 +200,6 @@ DILATED_IDENTICAL_BLOCKS = """
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "settle carries DilatedA's 4x8 (its transform) into stage0.blocks.1, whose conv then fails: a false "
-    "RL000 at line 21 and a false RL001 at Stage's add (line 32), and repad-conv for DilatedA is not "
-    "validated. Without stage1 (DilatedB's identical second instance, itself broken) it is right: the "
-    "identical blocks' group changes how the earlier join settles"))
 def test_identical_dilated_blocks_do_not_cascade():
     check(DILATED_IDENTICAL_BLOCKS, (2, 4, 6, 10), {12: "repad-conv", 22: "repad-conv"},
           instances={12: {"stage0.blocks.0"}, 22: {"stage0.blocks.1", "stage1.blocks.0"}})
@@ -239,12 +234,6 @@ IDENTICAL_DILATED_BLOCKS_THEN_FIXED_SIZES = """
 """
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "settle carries blocks.0's shrunk 2x12 (the transform) on: blocks.1's conv then fails (a false RL000 at "
-    "line 11, and blocks.1 is missing from line 12's instances) and so does the view with written sizes (a "
-    "false RL000 at line 24, the target incomplete). With one block, the view's rejection of 2x12 makes "
-    "settle keep 6x16, as it should; found by the differential test (two identical in-place dilated "
-    "blocks before a Swin window partition)"))
 def test_identical_dilated_blocks_before_a_view_with_written_sizes():
     check(IDENTICAL_DILATED_BLOCKS_THEN_FIXED_SIZES, (2, 4, 6, 16), {12: "repad-conv"}, instances={12: {"blocks.0", "blocks.1"}})
 
