@@ -167,10 +167,14 @@ def _any_cpu_tensor(value: Any) -> bool:
     """Whether a pytree holds a non-meta tensor with dims; the same answer as scanning tree_flatten's
     leaves, without building them for the plain tuples, lists and dicts every op passes (run per op)."""
     kind = type(value)
-    if kind in (tuple, list):
-        return any(_any_cpu_tensor(item) for item in value)
-    if kind is dict:
-        return any(_any_cpu_tensor(item) for item in value.values())
+    if kind is tuple or kind is list or kind is dict:
+        for item in value.values() if kind is dict else value:
+            if isinstance(item, torch.Tensor):
+                if item.device.type != "meta" and item.dim():
+                    return True
+            elif type(item) not in _PLAIN_LEAVES and _any_cpu_tensor(item):
+                return True
+        return False
     if isinstance(value, torch.Tensor):
         return value.device.type != "meta" and bool(value.dim())
     if kind in _PLAIN_LEAVES:
