@@ -34,13 +34,38 @@ RULES = {
 }
 
 
+# What every rule with fixes says about their safety: its docstring's "## Fix safety" section gives
+# only what is its own (its fix kinds), and rule_doc puts it between this introduction and these kinds.
+FIX_SAFETY_INTRO = """`reslint --diff` shows each fix as an edit of your source; `reslint --fix` writes the safe ones and
+lints again; `--unsafe-fixes` also writes the others. A fix is safe when it is validated on every
+instance of the class that the linted targets build and leaves the instances that were right
+unchanged."""
+FIX_SAFETY_KINDS = """- A layer fix (`resize-transform`, `restride-skip`, a conv's padding, a pool's `ceil_mode` or padding)
+  edits the argument of the constructor call that made the layer, as a name of that scope whose value
+  is right for every layer made there (`padding=dilation`, `nn.Linear(hidden, dim)`), else a literal.
+  Safe when it is validated on every broken instance and leaves every other layer made at that call
+  as it was.
+- A statement fix (a pad's amounts or axes, a permute back, a crop, a cat with `F.interpolate`)
+  replaces the statement as is. Safe when it is validated and every module that runs the line needs
+  it: a rewritten line runs in the right instances too, and reslint does not claim it leaves them as
+  they were.
+- A fix that cannot be written in the code's own terms (no name gives every instance its number, the
+  join is outside the block's class) or that would edit a file outside the project (site-packages)
+  is shown in the report only."""
+
+
 def rule_doc(code: str) -> str | None:
     rule = RULES.get(code.upper())
     if rule is None:
         return None
     path = os.path.join(os.path.dirname(__file__), f"{rule.module}.py")
     with open(path, encoding="utf-8") as handle:
-        return ast.get_docstring(ast.parse(handle.read())) or ""
+        doc = ast.get_docstring(ast.parse(handle.read())) or ""
+    if "## Fix safety" not in doc:
+        return doc
+    head, _, own = doc.partition("## Fix safety")  # the section is the docstring's last
+    section = [FIX_SAFETY_INTRO, own.strip("\n"), FIX_SAFETY_KINDS]
+    return head + "## Fix safety\n" + "\n".join(part for part in section if part)
 
 
 def selected_codes(select: list[str] | None, ignore: list[str] | None) -> list[str]:

@@ -22,22 +22,6 @@ self.conv2 = nn.Conv2d(64, 64, 3)
 If the model only works at other input sizes, pass one with `--input`.
 
 ## Fix safety
-`reslint --diff` shows each fix as an edit of your source; `reslint --fix` writes the safe ones and
-lints again; `--unsafe-fixes` also writes the others. A fix is safe when it is validated on every
-instance of the class that the linted targets build and leaves the instances that were right
-unchanged.
-- A layer fix (`resize-transform`, `restride-skip`, a conv's padding, a pool's `ceil_mode` or padding)
-  edits the argument of the constructor call that made the layer, as a name of that scope whose value
-  is right for every layer made there (`padding=dilation`, `nn.Linear(hidden, dim)`), else a literal.
-  Safe when it is validated on every broken instance and leaves every other layer made at that call
-  as it was.
-- A statement fix (a pad's amounts or axes, a permute back, a crop, a cat with `F.interpolate`)
-  replaces the statement as is. Safe when it is validated and every module that runs the line needs
-  it: a rewritten line runs in the right instances too, and reslint does not claim it leaves them as
-  they were.
-- A fix that cannot be written in the code's own terms (no name gives every instance its number, the
-  join is outside the block's class) or that would edit a file outside the project (site-packages)
-  is shown in the report only.
 """
 
 from __future__ import annotations

@@ -36,28 +36,12 @@ reslint proposes the projection (or the change to an existing one, or to the tra
 and marks it `validated` when shapes then propagate through the whole model.
 
 ## Fix safety
-`reslint --diff` shows each fix as an edit of your source; `reslint --fix` writes the safe ones and
-lints again; `--unsafe-fixes` also writes the others. A fix is safe when it is validated on every
-instance of the class that the linted targets build and leaves the instances that were right
-unchanged.
 - `project-skip` goes into the block class: `self.shortcut = <projection> if <guard> else
   nn.Identity()` at the end of `__init__`, and the join adds `self.shortcut(x)`. The projection's
   numbers are the block's constructor parameters (`in_planes`, `planes`, `stride`); the guard
   (`stride != 1 or in_planes != planes`) separates the instances that need it from the others. Safe
   when every instance's projection is validated and the guard is true on exactly those instances: the
   others get `nn.Identity()`, the same output and the same state_dict.
-- A layer fix (`resize-transform`, `restride-skip`, a conv's padding, a pool's `ceil_mode` or padding)
-  edits the argument of the constructor call that made the layer, as a name of that scope whose value
-  is right for every layer made there (`padding=dilation`, `nn.Linear(hidden, dim)`), else a literal.
-  Safe when it is validated on every broken instance and leaves every other layer made at that call
-  as it was.
-- A statement fix (a pad's amounts or axes, a permute back, a crop, a cat with `F.interpolate`)
-  replaces the statement as is. Safe when it is validated and every module that runs the line needs
-  it: a rewritten line runs in the right instances too, and reslint does not claim it leaves them as
-  they were.
-- A fix that cannot be written in the code's own terms (no name gives every instance its number, the
-  join is outside the block's class) or that would edit a file outside the project (site-packages)
-  is shown in the report only.
 """
 
 from __future__ import annotations
