@@ -208,10 +208,10 @@ def _to_meta(model: nn.Module) -> nn.Module:
             return
         for name, param in module._parameters.items():
             if param is not None and param.device.type != "meta":
-                module._parameters[name] = nn.Parameter(param.detach().to("meta"), requires_grad=param.requires_grad)
+                module._parameters[name] = meta_version(param)
         for name, buffer in module._buffers.items():
             if buffer is not None:
-                module._buffers[name] = buffer.to("meta")
+                module._buffers[name] = meta_version(buffer)
         for child in module.children():
             move(child)
 
@@ -308,6 +308,12 @@ def _no_classes(source: str, module: types.ModuleType) -> str:
     return f"{source}: defines no nn.Module class to lint{also}; name the class or a function that returns the model: {source}:Name"
 
 
+def meta_version(tensor: torch.Tensor) -> torch.Tensor:
+    """The tensor's shape and dtype on meta, with no data; a parameter stays a parameter."""
+    empty = torch.empty_like(tensor, device="meta")
+    return nn.Parameter(empty, requires_grad=tensor.requires_grad) if isinstance(tensor, nn.Parameter) else empty
+
+
 def meta_copy(model: nn.Module) -> nn.Module:
     """A twin of a user's model on meta, leaving theirs untouched and copying no weight data.
 
@@ -323,8 +329,7 @@ def meta_copy(model: nn.Module) -> nn.Module:
         if tensor is None:
             return None
         if id(tensor) not in twins:
-            empty = torch.empty_like(tensor, device="meta")
-            twins[id(tensor)] = nn.Parameter(empty, requires_grad=tensor.requires_grad) if isinstance(tensor, nn.Parameter) else empty
+            twins[id(tensor)] = meta_version(tensor)
         return twins[id(tensor)]
 
     def twin(module: nn.Module | None) -> nn.Module | None:

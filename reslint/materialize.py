@@ -26,6 +26,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
+from reslint.config import machine_memory
 from reslint.errors import TargetError
 from reslint.trace.ops import tensor_method_name
 
@@ -34,15 +35,6 @@ KEEP_INITIAL_BYTES = 1 << 20  # a weight created on the CPU keeps its values whe
 
 class BuildMemoryError(TargetError):
     """Building the model would take more memory than --max-build-memory allows."""
-
-
-def machine_memory() -> int:
-    import os
-
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):  # not POSIX
-        return 16 << 30
 
 
 _budget: int | None = None  # --max-build-memory, set once per process (each target runs in its own)

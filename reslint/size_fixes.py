@@ -355,14 +355,7 @@ class SizeFixes:
         holder, *fields = found
         operand = fix_source.get_field(holder, fields[position])
         permuted = fix_source.expression(f"({ast.unparse(operand)}).permute{order}")
-        if isinstance(holder, ast.AugAssign) and fields[position] == "target":  # `out += x` -> `out = out.permute(..) + x`
-            rewritten = ast.Assign(targets=[holder.target], value=ast.BinOp(permuted, ast.Add(), holder.value), lineno=0)
-            if holder is statement.node:
-                statement.node = rewritten
-            else:
-                _replace(statement.node, holder, rewritten)
-        else:
-            fix_source.set_field(holder, fields[position], permuted)
+        _set_operand(statement, holder, fields[position], permuted)
         code = fix_source.statement_code(statement.node)
         node, run_op = join.node, self.prop._run_op
 
@@ -731,16 +724,20 @@ def _rewrite_add_operand(statement: Statement, node: fx.Node, operand: fx.Node, 
     text = wrap(ast.unparse(expression), other_text)
     if other_text in text and not fix_source.is_simple(other_expression):
         return None
-    wrapped = fix_source.expression(text)
-    if isinstance(holder, ast.AugAssign) and fields[position] == "target":  # `out += x` -> `out = wrap(out) + x`
-        rewritten = ast.Assign(targets=[holder.target], value=ast.BinOp(wrapped, ast.Add(), holder.value), lineno=0)
+    _set_operand(statement, holder, fields[position], fix_source.expression(text))
+    return fix_source.statement_code(statement.node)
+
+
+def _set_operand(statement: Statement, holder: ast.AST, field: str, value: ast.expr) -> None:
+    """Put `value` in an add's operand field; `out += x` whose `out` changes becomes `out = value + x`."""
+    if isinstance(holder, ast.AugAssign) and field == "target":
+        rewritten = ast.Assign(targets=[holder.target], value=ast.BinOp(value, ast.Add(), holder.value), lineno=0)
         if holder is statement.node:
             statement.node = rewritten
         else:
             _replace(statement.node, holder, rewritten)
     else:
-        fix_source.set_field(holder, fields[position], wrapped)
-    return fix_source.statement_code(statement.node)
+        fix_source.set_field(holder, field, value)
 
 
 def _copy_expr(expression: ast.expr) -> ast.expr:
