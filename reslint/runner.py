@@ -183,6 +183,10 @@ def _warm_up() -> None:
             example = (torch.empty(2, 4, device="meta"),)
             for frontend in ("fx", "eager"):
                 analyze_model(block, example, "warm-up", frontend=frontend)
+        from reslint.no_downloads import weights_not_downloaded
+
+        with weights_not_downloaded():  # searches the imported libraries' globals once, for every child
+            pass
     except Exception:  # noqa: BLE001  only a head start; the children do without it
         pass
 
