@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reslint.errors import TargetError
-from reslint.expression import check, check_call_arguments
+from reslint.expression import check, check_call_arguments, dotted_name
 
 
 @dataclass(frozen=True)
@@ -42,12 +42,12 @@ def parse_target(text: str) -> TargetSpec:
     except SyntaxError:
         raise TargetError(f"cannot parse {call!r} in target {text!r}; write Name or Name(arg=1, ...)") from None
     if isinstance(expr, ast.Call):
-        name = _dotted_name(expr.func, text)
+        name = dotted_name(expr.func, text)
         check_call_arguments(expr, text)  # one-line errors for *args, repeats, lambdas, operators, ...
         args = tuple(check(a, text) for a in expr.args)
         kwargs = {kw.arg: check(kw.value, text) for kw in expr.keywords}
         return TargetSpec(source=source, name=name, args=args, kwargs=kwargs, text=text)
-    return TargetSpec(source=source, name=_dotted_name(expr, text), text=text)
+    return TargetSpec(source=source, name=dotted_name(expr, text), text=text)
 
 
 def _split_source(text: str) -> tuple[str, str, str]:
@@ -60,14 +60,3 @@ def _split_source(text: str) -> tuple[str, str, str]:
     if colon < 0:
         return text, "", ""
     return text[:colon], ":", text[colon + 1 :].strip()
-
-
-def _dotted_name(node: ast.AST, text: str) -> str:
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        raise TargetError(f"target {text!r}: expected a class or function name after ':'")
-    parts.append(node.id)
-    return ".".join(reversed(parts))
