@@ -118,6 +118,10 @@ def analyze_model(
     result.findings.sort(key=lambda f: (f.path, f.line, f.column, f.code))
     result.findings = group_findings(result.findings, model)  # one per (path, line, code), listing its instances
     result.joins = len(joins)
+    if (options or {}).get("join-sites"):  # asked by `reslint server`, for hover (reslint.join_sites)
+        from reslint.join_sites import join_sites
+
+        result.join_sites = join_sites(analysis)
     result.notes.extend(f"assumed: {note}" for note in traced.assumptions)  # data-dependent points, one per line
     result.incomplete.extend(truncation_notes(propagation))
     if not any(node.op.startswith("call_") for node in propagation.graph.nodes) and any(True for _ in model.parameters()):

@@ -107,6 +107,7 @@ class TargetResult:
     incomplete: list[str] = field(default_factory=list)
     traceback: str | None = None  # of the error, for --debug; not part of the JSON contract
     output: str = ""  # what the model's code printed (captured); shown on stderr, not part of the JSON
+    join_sites: list = field(default_factory=list)  # reslint.join_sites, when a job asks (the server's hover); not in the JSON
 
     def finish(self) -> None:
         """Status from what was found: findings first, then whether every part was analyzed."""
