@@ -93,13 +93,9 @@ def import_module(dotted: str, root: str | None = None, hint_name: str | None = 
                 f"module {dotted!r} not found{part} (looked in {', '.join(display_path(f) or '.' for f in folders)} and the installed "
                 f"packages); run reslint from the folder that contains it, or give its file: {file_form}"
             ) from None
-        raise missing_dependency(dotted, error) from None
-    except ImportError as error:
-        raise _failed_import(dotted, error) from None
-    except SyntaxError as error:
-        raise TargetError(f"{display_path(error.filename or dotted)}:{error.lineno}: syntax error: {error.msg}") from None
+        raise import_failure(error, dotted, dotted) from None
     except Exception as error:
-        raise import_raised(dotted, error) from None
+        raise import_failure(error, dotted, dotted) from None
 
 
 def package_parts(folder: str) -> list[str]:
@@ -143,37 +139,33 @@ def _exec_file(name: str, path: str, shown: str) -> types.ModuleType:
     sys.modules[name] = module
     try:
         module_spec.loader.exec_module(module)
-    except SyntaxError as error:
-        del sys.modules[name]
-        raise TargetError(f"{display_path(error.filename or path)}:{error.lineno}: syntax error: {error.msg}") from None
-    except ModuleNotFoundError as error:
-        del sys.modules[name]
-        raise missing_dependency(shown, error) from None
-    except ImportError as error:
-        del sys.modules[name]
-        if "no known parent package" in str(error):
-            raise TargetError(
-                f"importing {shown} failed: it uses a relative import but its folder has no __init__.py; "
-                f"add one, or name it as a module from the folder above: {_module_form(path)}"
-            ) from None
-        raise _failed_import(shown, error) from None
     except Exception as error:
         del sys.modules[name]
-        raise import_raised(shown, error) from None
+        raise import_failure(error, shown, path) from None
     return module
 
 
 def _import_module(dotted: str, shown: str, path: str) -> types.ModuleType:
     try:
         return importlib.import_module(dotted)
-    except ModuleNotFoundError as error:
-        raise missing_dependency(shown, error) from None
-    except ImportError as error:
-        raise _failed_import(shown, error) from None
-    except SyntaxError as error:
-        raise TargetError(f"{display_path(error.filename or path)}:{error.lineno}: syntax error: {error.msg}") from None
     except Exception as error:
-        raise import_raised(shown, error) from None
+        raise import_failure(error, shown, path) from None
+
+
+def import_failure(error: Exception, shown: str, path: str) -> TargetError:
+    """The one-line error for what importing `shown` (the file at `path`) raised."""
+    if isinstance(error, SyntaxError):
+        return TargetError(f"{display_path(error.filename or path)}:{error.lineno}: syntax error: {error.msg}")
+    if isinstance(error, ModuleNotFoundError):
+        return missing_dependency(shown, error)
+    if isinstance(error, ImportError) and "no known parent package" in str(error):
+        return TargetError(
+            f"importing {shown} failed: it uses a relative import but its folder has no __init__.py; "
+            f"add one, or name it as a module from the folder above: {_module_form(path)}"
+        )
+    if isinstance(error, ImportError):
+        return _failed_import(shown, error)
+    return import_raised(shown, error)
 
 
 def missing_dependency(source: str, error: ModuleNotFoundError) -> TargetError:
