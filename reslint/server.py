@@ -21,6 +21,7 @@ thread, so hover and code actions answer while a model is linted.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -31,11 +32,15 @@ from typing import Any, Callable
 
 import reslint.quiet_torch  # noqa: F401  (before anything imports torch)
 from reslint.daemon import learned_from, preload
-from reslint.findings import VERSION, Finding, TargetResult
+from reslint.findings import VERSION, Finding, Report, TargetResult
+from reslint.join_sites import OPTION as JOIN_SITES
+from reslint.join_sites import JoinSite
 
 DEFAULT_TIMEOUT = 60.0  # seconds per target while editing (the CLI's is 600): a hang is reported sooner
 SOURCE = "reslint"
-UNSAFE_KIND = "quickfix.unsafe"
+QUICKFIX_KIND = "quickfix"
+UNSAFE_KIND = "quickfix.unsafe"  # a sub-kind: clients asking for quick fixes get them, marked
+FIX_ALL_KIND = "source.fixAll.reslint"  # every safe fix of a file at once (editors run it on save if told)
 
 
 # ---- what a lint leaves: problems per file, joins per line ----
@@ -53,20 +58,6 @@ class Problem:
     message: str
     code: str | None = None
     finding: Finding | None = None
-
-
-@dataclass
-class JoinSite:
-    """A skip join the analysis saw, for hover: where it is, in which module, and its operands' shapes."""
-
-    path: str
-    line: int
-    column: int
-    end_column: int
-    kind: str  # add | cat
-    module: str
-    module_type: str
-    shapes: dict[str, list[int] | None] = field(default_factory=dict)
 
 
 class Results:
@@ -101,17 +92,20 @@ class Results:
         return [j for _, joins in entries for j in joins if j.path == path and j.line == line]
 
 
-def problems_of(result: TargetResult, saved: str) -> list[Problem]:
-    """A target's findings, its error and its unanalyzed parts, as problems; a skipped target says nothing."""
+def problems_of(result: TargetResult, saved: str, say_skipped: bool = False) -> list[Problem]:
+    """A target's findings, its error and its unanalyzed parts, as problems; a skipped target says
+    nothing, unless `say_skipped` (it was analyzed by the last lint: its findings must not just vanish)."""
     problems = [
         Problem(os.path.abspath(f.path), f.line, f.column, f.end_column, f.severity, finding_message(f), f.code, f)
         for f in result.findings if f.path and f.line
     ]
-    if result.status == "skipped":
+    if result.status == "skipped" and not say_skipped:
         return problems
     path, line = target_location(result.target, saved)
+    if result.status == "skipped":
+        problems.append(Problem(path, line, 0, 0, "warning", f"reslint no longer analyzes {result.target}: {result.error}"))
     if result.status == "error":
-        at_path, at_line = error_location(result.error or "") or (path, line)
+        at_path, at_line = error_location(result.error or "") or phase_location(result.error or "", path) or (path, line)
         problems.append(Problem(at_path, at_line, 0, 0, "error", f"reslint could not analyze {result.target}: {result.error}"))
     for reason in result.incomplete:
         problems.append(Problem(path, line, 0, 0, "warning", f"reslint did not wholly analyze {result.target}: {reason}"))
@@ -144,6 +138,20 @@ def error_location(error: str) -> tuple[str, int] | None:
 
 
 CLASS_OR_DEF = "^[ \t]*(?:class|def)[ \t]+{name}\\b"
+PHASE = re.compile(r" while (?:building|running the forward of) (?P<name>[A-Za-z_][\w.]*)")
+
+
+def phase_location(error: str, path: str) -> tuple[str, int] | None:
+    """A worker killed or timed out without a user line: the class it was building or running
+    (`... killed by SIGKILL while running the forward of Net`), when the target's file defines it."""
+    match = PHASE.search(error)
+    if match is None or not path.endswith(".py"):
+        return None
+    pattern = re.compile(CLASS_OR_DEF.format(name=re.escape(match["name"].rpartition(".")[2])))
+    for number, text in enumerate(_lines(path), 1):
+        if pattern.match(text):
+            return path, number
+    return None
 
 
 def target_location(target: str, saved: str) -> tuple[str, int]:
@@ -174,60 +182,7 @@ def _lines(path: str) -> list[str]:
         return []
 
 
-# ---- hover data: the joins each lint saw, recorded in the forked child ----
-
-
-def record_join_sites() -> None:
-    """Make every analysis (in the children forked from here) keep its joins on its TargetResult.
-
-    The analysis itself has no such output; the joins are read where `analyze_model` has them, and ride
-    back to the server on the result (`result.join_sites`, pickled with it). Hover degrades to the
-    findings' shapes if reslint.analyze changes shape.
-    """
-    import reslint.analyze as analyze
-
-    if getattr(analyze, "_join_sites_recorded", False):
-        return
-    base, analyze_model = analyze.Analysis, analyze.analyze_model
-    seen: list[JoinSite] = []
-
-    class RecordingAnalysis(base):  # type: ignore[misc, valid-type]
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__(*args, **kwargs)
-            try:
-                seen.extend(_join_sites(self))
-            except Exception:  # noqa: BLE001  hover is a nicety; the lint goes on
-                pass
-
-    def recording_analyze_model(*args, **kwargs):
-        seen.clear()
-        result = analyze_model(*args, **kwargs)
-        result.join_sites = list(seen)
-        return result
-
-    analyze.Analysis = RecordingAnalysis
-    analyze.analyze_model = recording_analyze_model
-    analyze._join_sites_recorded = True
-
-
-def _join_sites(analysis) -> list[JoinSite]:
-    from reslint.joins import join_operands
-
-    sites = []
-    for join in analysis.joins:
-        source = join.node.meta.get("source")
-        if source is None:
-            continue
-        shapes: dict[str, list[int] | None] = {"skip": analysis.shape(join.skip), "transform": analysis.shape(join.transform)}
-        others = [n for n in join_operands(join.node) if n is not join.skip and n is not join.transform]
-        for index, node in enumerate(others, 3):
-            shapes[f"operand {index}"] = analysis.shape(node)
-        shapes["result"] = analysis.shape(join.node)
-        sites.append(JoinSite(
-            os.path.abspath(source.path), source.line, source.column, source.end_column, join.kind,
-            join.node.meta.get("module_path", ""), join.node.meta.get("module_type", ""), shapes,
-        ))
-    return sites
+# ---- hover: the joins each lint saw (reslint.join_sites, kept by the analysis when a job asks) ----
 
 
 def hover_text(joins: list[JoinSite], problems: list[Problem]) -> str | None:
@@ -241,7 +196,7 @@ def hover_text(joins: list[JoinSite], problems: list[Problem]) -> str | None:
         where = modules[0] + (f" and {len(modules) - 1} more" if len(modules) > 1 else "")
         lines.append(f"**reslint** skip join ({'residual add' if kind == 'add' else 'concat'}) in {where}")
         lines += [f"- {role}: `{list(shape) if shape else 'unknown'}`" for role, shape in shapes]
-    if not lines:  # no join recorded (older analysis): the findings' shapes
+    if not lines:  # no join recorded there (the target errored): the findings' shapes
         for problem in problems:
             if problem.finding is not None:
                 lines.append(f"**reslint** {problem.code} in {problem.finding.module or 'model'}")
@@ -254,7 +209,8 @@ def hover_text(joins: list[JoinSite], problems: list[Problem]) -> str | None:
 
 @dataclass
 class LineEdit:
-    """Replace lines start..end (1-based, inclusive) of path with text (whole lines, each ending in a newline)."""
+    """Replace lines start..end (1-based, inclusive) of path with text (whole lines, each ending in a
+    newline); end = start - 1 inserts the text before line start."""
 
     path: str
     start: int
@@ -262,12 +218,24 @@ class LineEdit:
     text: str
 
 
-def fix_edits(finding: Finding) -> list[LineEdit]:
-    """The source edit of a finding's fix: its unified diff when it has one, else its statement
-    (Fix.line/end_line) with fix.code indented as the original; none for a layer to paste."""
+def fix_edits(finding: Finding, root: str | None = None) -> list[LineEdit]:
+    """The lines a finding's fix changes.
+
+    What `reslint --fix --unsafe-fixes` would write for this finding alone (reslint.apply: its edits
+    applied to the files as they are, only the project's own files), as the changed line ranges;
+    nothing when --fix would refuse it (a file outside the project, a fix that no longer applies).
+    A fix without edits: its unified diff, else its statement (Fix.line/end_line) with fix.code
+    indented as the original; none for a layer to paste (the diagnostic's message carries it).
+    """
     fix = finding.fix
     if fix is None:
         return []
+    if fix.edits:
+        from reslint.apply import plan_fixes
+
+        report = Report([TargetResult(target=finding.target, status="findings", findings=[finding])])
+        plan = plan_fixes(report, unsafe=True, root=root)
+        return [edit for path in plan.changed_files for edit in changed_lines(path, plan.before[path], plan.after[path])]
     diff = getattr(fix, "diff", None)
     if diff:
         edits = diff_edits(diff)
@@ -283,6 +251,29 @@ def fix_edits(finding: Finding) -> list[LineEdit]:
         body = "".join(f"{indent}{line}\n" if line.strip() else "\n" for line in code)
         return [LineEdit(path, fix.line, fix.end_line, body)]
     return []
+
+
+def safe_fix_edits(findings: list[Finding], root: str | None = None) -> list[LineEdit]:
+    """What `reslint --fix` writes for these findings (their safe fixes only), as changed line ranges."""
+    from reslint.apply import plan_fixes
+
+    if not any(f.fix is not None and f.fix.safe and f.fix.edits for f in findings):
+        return []
+    targets = [TargetResult(target=f.target, status="findings", findings=[f]) for f in findings]
+    plan = plan_fixes(Report(targets), unsafe=False, root=root)
+    return [edit for path in plan.changed_files for edit in changed_lines(path, plan.before[path], plan.after[path])]
+
+
+def changed_lines(path: str, before: str, after: str) -> list[LineEdit]:
+    """The line ranges in which two texts of a file differ, as edits that turn one into the other."""
+    import difflib
+
+    old, new = before.splitlines(keepends=True), after.splitlines(keepends=True)
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    return [
+        LineEdit(os.path.abspath(path), i1 + 1, i2, "".join(new[j1:j2]))  # i1 == i2: an insertion before line i1 + 1
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"
+    ]
 
 
 HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@")
@@ -322,6 +313,46 @@ def diff_edits(diff: str) -> list[LineEdit]:
     return edits
 
 
+@dataclass
+class Action:
+    """A code action to offer: a title, its kind, the line edits, and the problem it fixes (if one)."""
+
+    title: str
+    kind: str
+    edits: list[LineEdit]
+    problem: Problem | None = None
+    preferred: bool = False
+
+
+def code_actions(problems: list[Problem], first: int, last: int, only: list[str] | None = None, root: str | None = None) -> list[Action]:
+    """The fixes of the problems on lines first..last (1-based): a safe one as a quick fix, the others as
+    `quickfix.unsafe`, each with the edits `reslint --fix` (`--unsafe-fixes`) would write; and every
+    safe fix of the file at once (`source.fixAll.reslint`). `only`: the kinds the editor asked for
+    (LSP kinds nest: `quickfix` includes `quickfix.unsafe`)."""
+
+    def wanted(kind: str) -> bool:
+        return not only or any(kind == k or kind.startswith(f"{k}.") for k in only)
+
+    actions = []
+    for problem in problems:
+        finding = problem.finding
+        if finding is None or finding.fix is None or not first <= problem.line <= last:
+            continue
+        safe = bool(finding.fix.safe)
+        kind = QUICKFIX_KIND if safe else UNSAFE_KIND
+        if not wanted(kind):
+            continue
+        edits = fix_edits(finding, root)
+        if edits:
+            title = f"reslint: {finding.fix.description or finding.fix.kind} ({finding.code})" + ("" if safe else " (unsafe)")
+            actions.append(Action(title, kind, edits, problem, preferred=safe))
+    if wanted(FIX_ALL_KIND):
+        edits = safe_fix_edits([p.finding for p in problems if p.finding is not None], root)
+        if edits:
+            actions.append(Action("reslint: apply every safe fix in this file", FIX_ALL_KIND, edits))
+    return actions
+
+
 # ---- columns: Python's are UTF-8 bytes, LSP's are UTF-16 units ----
 
 
@@ -351,6 +382,7 @@ class Linter:
         self.pending: list[str] = []
         self.condition = threading.Condition()
         self.learned: list[str] = []
+        self.analyzed: dict[str, set[str]] = {}  # discovered job -> its models the last lint analyzed
         self.thread = threading.Thread(target=self._loop, name="reslint-lint", daemon=True)
         self.thread.start()
 
@@ -384,6 +416,7 @@ class Linter:
         """Lint what `path` affects; the files whose problems changed."""
         from reslint.config import load_config
         from reslint.errors import TargetError
+        from reslint.materialize import set_build_budget
         from reslint.plan import plan_jobs
         from reslint.runner import run_jobs
 
@@ -392,7 +425,7 @@ class Linter:
         except TargetError as error:
             return self.results.replace(f"config:{path}", [Problem(path, 1, 0, 0, "error", str(error))], [])
         changed = self.results.replace(f"config:{path}", [], [])
-        options = dict(config.options)
+        options = {**config.options, JOIN_SITES: True}  # the analysis keeps each join's shapes, for hover
         select = tuple(config.select) if config.select else None
         ignore = tuple(config.ignore) if config.ignore else None
         try:
@@ -400,21 +433,52 @@ class Linter:
         except TargetError as error:
             return changed | self.results.replace(f"plan:{path}", [Problem(path, 1, 0, 0, "error", str(error))], [])
         changed |= self.results.replace(f"plan:{path}", [], [])
+        # As pre-commit's changed files: a saved file's classes that cannot be built are each skipped
+        # (and said only if the last lint analyzed them), rather than the file being one error.
+        jobs = [dataclasses.replace(job, lenient=True) if job.discovered else job for job in jobs]
         if not any(job.target == path for job in jobs):  # no longer a file with models: forget its old ones
             changed |= self.results.replace(path, [], [])
         if not jobs:
             return changed
         workers = max(1, min(len(jobs), self.jobs or config.jobs or 2))
         timeout = self.timeout or config.timeout or DEFAULT_TIMEOUT
+        set_build_budget(config.max_build_memory)  # as the CLI: before the fork, every child inherits it
         ran = run_jobs(jobs, workers, timeout)
         for job, results in zip(jobs, ran):
-            if job.discovered:  # models found in the file, not asked for: what cannot be built stays quiet
-                results = [r for r in results if not _could_not_load(r, job)]
-            problems = [p for result in results for p in problems_of(result, path)]
+            said = self._said(job, results) if job.discovered else {id(r) for r in results}
+            problems = [p for result in results if id(result) in said for p in problems_of(result, path, say_skipped=True)]
             joins = [j for result in results for j in getattr(result, "join_sites", [])]
             changed |= self.results.replace(job.target, problems, joins)
         self.learned = learned_from(r for rs in ran for r in rs)
         return changed
+
+    def _said(self, job, results: list[TargetResult]) -> set[int]:
+        """Which results of a file's discovered models become diagnostics (their ids).
+
+        Models found in a file, not asked for, that cannot be imported or built stay quiet, as in a
+        pre-commit run: a helper module is not an error. But a model the last lint analyzed that now
+        fails to import, build or run says so, until it is analyzed again: its findings do not just
+        vanish, as if it had become clean. A worker that hung or died is always said.
+        """
+        before = self.analyzed.get(job.target, set())
+        said: set[int] = set()
+        now: set[str] = set()
+        for result in results:
+            quiet = result.status == "skipped" or _could_not_load(result, job)
+            if not quiet:
+                said.add(id(result))
+                if result.status in ("ok", "findings", "incomplete"):
+                    now.add(result.target)
+                else:
+                    now |= before & {result.target}
+            elif result.target in before:
+                said.add(id(result))
+                now.add(result.target)
+            elif result.target == job.target and before:  # the file itself no longer imports
+                said.add(id(result))
+                now |= before
+        self.analyzed[job.target] = now
+        return said
 
 
 def _could_not_load(result: TargetResult, job) -> bool:
@@ -506,32 +570,32 @@ def build_server():
     def did_save(params: types.DidSaveTextDocumentParams) -> None:
         lint_document(params.text_document.uri)
 
-    @server.feature(types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix, UNSAFE_KIND]))
+    kinds = [types.CodeActionKind.QuickFix, UNSAFE_KIND, FIX_ALL_KIND]
+
+    @server.feature(types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(code_action_kinds=kinds))
     def code_action(params: types.CodeActionParams):
         path = path_of(params.text_document.uri)
         if path is None:
             return []
-        first, last = params.range.start.line + 1, params.range.end.line + 1
-        actions = []
-        for problem in linter().results.problems(path):
-            finding = problem.finding
-            if finding is None or finding.fix is None or not first <= problem.line <= last:
-                continue
-            edits = fix_edits(finding)
-            if not edits:
-                continue
-            safe = bool(getattr(finding.fix, "safe", False))
+        only = list(params.context.only or []) if params.context else []
+
+        def workspace_edit(edits: list[LineEdit]):
             changes: dict[str, list] = {}
             for edit in edits:
                 end = types.Position(edit.end, 0)  # the line after the last replaced one, column 0
                 changes.setdefault(from_fs_path(edit.path), []).append(
                     types.TextEdit(range=types.Range(types.Position(edit.start - 1, 0), end), new_text=edit.text))
-            title = f"reslint: {finding.fix.description or finding.fix.kind} ({finding.code})" + ("" if safe else " (unsafe)")
-            actions.append(types.CodeAction(
-                title=title, kind=types.CodeActionKind.QuickFix if safe else UNSAFE_KIND,
-                diagnostics=[to_diagnostic(problem)], edit=types.WorkspaceEdit(changes=changes), is_preferred=safe,
-            ))
-        return actions
+            return types.WorkspaceEdit(changes=changes)
+
+        problems = linter().results.problems(path)
+        first, last = params.range.start.line + 1, params.range.end.line + 1
+        return [
+            types.CodeAction(
+                title=action.title, kind=action.kind, edit=workspace_edit(action.edits), is_preferred=action.preferred,
+                diagnostics=[to_diagnostic(action.problem)] if action.problem else None,
+            )
+            for action in code_actions(problems, first, last, only)
+        ]
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     def hover(params: types.HoverParams):
@@ -591,6 +655,5 @@ def serve() -> None:
     except Exception:  # noqa: BLE001  a broken config is reported on the files it concerns
         pass
     warm_parent(config)
-    record_join_sites()
     build_server().start_io(protocol_in, protocol_out)
 
