@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 
 from reslint.edits import EditError, apply_all, unified_diff
-from reslint.findings import Finding, Report
+from reslint.findings import Finding, Fix, Report
 from reslint.where import display_path
 
 
@@ -40,47 +40,74 @@ class FixPlan:
 
 
 def plan_fixes(report: Report, unsafe: bool = False, root: str | None = None) -> FixPlan:
-    """What --fix would write: the edits of every finding's fix that may be applied."""
+    """What --fix would write: the edits of every finding's fix that may be applied.
+
+    A finding met in several modules carries one fix per instance (two blocks of different classes
+    with the same bug each get their own edit): all of them are written, or none (a finding half
+    fixed would still fail where it was left)."""
     plan = FixPlan()
     root = os.path.abspath(root or os.getcwd())
     seen: set[int] = set()
     for finding in report.findings:
-        fix = finding.fix
         where = f"{finding.path}:{finding.line}: {finding.code}"
-        if fix is None or id(fix) in seen:
+        fixes = [f for f in fixes_of(finding) if id(f) not in seen]
+        if not fixes:
             continue
-        seen.add(id(fix))
-        if not fix.edits:
-            if fix.validated:
+        seen.update(id(f) for f in fixes)
+        if any(f is None for f in fixes):
+            if any(f is not None and f.validated for f in fixes):
+                plan.notes.append(f"{where}: some of its instances have no fix; report only")
+            continue
+        if not all(f.edits for f in fixes):
+            if any(f.validated for f in fixes):
                 plan.notes.append(f"{where}: its fix cannot be written in the code's own terms; apply it by hand")
             continue
-        if not fix.safe and not unsafe:
+        if not all(f.safe for f in fixes) and not unsafe:
             plan.notes.append(f"{where}: its fix is not safe (see `reslint rule {finding.code}`); --unsafe-fixes applies it")
             continue
-        outside = [e.path for e in fix.edits if not is_user_file(e.path, root)]
+        edits = [e for f in fixes for e in f.edits]
+        outside = [e.path for e in edits if not is_user_file(e.path, root)]
         if outside:
             plan.notes.append(f"{where}: the fix would edit {display_path(outside[0])}, which is not a file of this project; report only")
             continue
         try:  # the fix applies to the files as they are
-            for edit in fix.edits:
+            for edit in edits:
                 if edit.path not in plan.before:
                     with open(edit.path, encoding="utf-8") as handle:
                         plan.before[edit.path] = handle.read()
-            for path in {e.path for e in fix.edits}:
-                apply_all(plan.before[path], [e for e in fix.edits if e.path == path])
+            for path in {e.path for e in edits}:
+                apply_all(plan.before[path], [e for e in edits if e.path == path])
         except (EditError, OSError) as error:
             plan.notes.append(f"{where}: its fix no longer applies ({error}); report only")
             continue
         plan.fixed.append(finding)
     for path in plan.before:
-        edits = [e for f in plan.fixed for e in f.fix.edits if e.path == path]  # type: ignore[union-attr]
+        edits = [e for f in plan.fixed for e in _edits_of(f) if e.path == path]
         try:
             plan.after[path] = apply_all(plan.before[path], edits)
         except EditError as error:  # the fixes apply one by one but not together: none of this file's
             plan.notes.append(f"{display_path(path)}: its fixes do not apply together ({error}); report only")
-            plan.fixed = [f for f in plan.fixed if not any(e.path == path for e in f.fix.edits)]  # type: ignore[union-attr]
+            plan.fixed = [f for f in plan.fixed if not any(e.path == path for e in _edits_of(f))]
             plan.after[path] = plan.before[path]
     return plan
+
+
+def fixes_of(finding: Finding) -> list[Fix | None]:
+    """The finding's fixes, one per instance (distinct; None for an instance without one); just the
+    finding's own fix when its instances carry none (a finding made outside the analysis)."""
+    fixes = [i.fix for i in finding.instances]
+    if all(f is None for f in fixes):
+        fixes = [finding.fix]
+    elif finding.fix is not None:
+        fixes.insert(0, finding.fix)
+    unique: dict[int, Fix | None] = {}
+    for fix in fixes:
+        unique.setdefault(id(fix), fix)
+    return list(unique.values())
+
+
+def _edits_of(finding: Finding) -> list:
+    return [e for f in fixes_of(finding) if f is not None for e in f.edits]
 
 
 

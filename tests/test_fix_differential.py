@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, Phase, event, given, note, settings
 from torch.overrides import TorchFunctionMode
 
 from generated_models import ModelSpec, models
-from reslint.apply import plan_fixes, write
+from reslint.apply import fixes_of, plan_fixes, write
 from reslint.findings import Report
 from reslint.runner import Job, lint_target
 from reslint.trace.ops import ADD_NAMES
@@ -110,14 +110,15 @@ def check_fix(spec: ModelSpec) -> None:
     if not report.findings:
         event("no bug")
         return
-    if not all(f.fix is not None and f.fix.validated for f in report.findings):
+    fixes = [fix for f in report.findings for fix in fixes_of(f)]  # every instance's
+    if not all(fix is not None and fix.validated for fix in fixes):
         event("a finding without a validated fix: nothing for --fix to write (the fix finder's job)")
         return
     before = _build(path)
     plan = plan_fixes(report, unsafe=True, root=directory)
     note(plan.diff)
     assert not plan.notes, plan.notes  # (d)
-    all_safe = all(f.fix is not None and f.fix.safe for f in report.findings)
+    all_safe = all(fix.safe for fix in fixes)
     event("every fix safe" if all_safe else "some fix unsafe")
     write(plan)
 
