@@ -8,11 +8,19 @@ quietly). Each target runs in a child forked from the warm server (reslint.runne
 import of the user's modules, captured output, a timeout), so a model that hangs, crashes or exits
 becomes a diagnostic, never a dead server.
 
+The config applies as on the command line (nearest pyproject.toml above the saved file): select,
+ignore, rule options, timeout, jobs, max-build-memory; the editor's initializationOptions may set
+timeout and jobs.
+
 What an editor gets:
 - diagnostics: the rule code (linked to the rule's documentation), the message, both shapes and the
-  fix; a target that could not be (wholly) analyzed is a diagnostic at its class (or line 1), not dropped;
-- code actions: a finding's fix as an edit ("quickfix" when the fix is safe, "quickfix.unsafe" when not);
-- hover on a join's line: both operands' shapes, for every skip join the last lint saw there.
+  fix; a target that could not be (wholly) analyzed is a diagnostic at its class (or line 1), not
+  dropped, and so is a model of the saved file that the last lint analyzed and that no longer can be;
+- code actions: a finding's fix as the edit `reslint --fix` writes ("quickfix" when the fix is safe,
+  "quickfix.unsafe" when only --unsafe-fixes would write it), and every safe fix of the file at once
+  ("source.fixAll.reslint");
+- hover on a join's line: both operands' shapes, for every skip join the last lint saw there (the
+  analysis keeps them when a job asks: the join-sites option, reslint.join_sites).
 
 The protocol owns the real stdin/stdout; fd 1 is pointed at stderr so that nothing printed in this
 process (a warning, a library's banner) can corrupt it. Lints run one after the other on a worker
@@ -21,13 +29,12 @@ thread, so hover and code actions answer while a model is linted.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import re
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import reslint.quiet_torch  # noqa: F401  (before anything imports torch)
@@ -231,11 +238,7 @@ def fix_edits(finding: Finding, root: str | None = None) -> list[LineEdit]:
     if fix is None:
         return []
     if fix.edits:
-        from reslint.apply import plan_fixes
-
-        report = Report([TargetResult(target=finding.target, status="findings", findings=[finding])])
-        plan = plan_fixes(report, unsafe=True, root=root)
-        return [edit for path in plan.changed_files for edit in changed_lines(path, plan.before[path], plan.after[path])]
+        return _planned_edits([finding], unsafe=True, root=root)
     diff = getattr(fix, "diff", None)
     if diff:
         edits = diff_edits(diff)
@@ -255,13 +258,38 @@ def fix_edits(finding: Finding, root: str | None = None) -> list[LineEdit]:
 
 def safe_fix_edits(findings: list[Finding], root: str | None = None) -> list[LineEdit]:
     """What `reslint --fix` writes for these findings (their safe fixes only), as changed line ranges."""
+    fixable = [f for f in findings if f.fix is not None and f.fix.safe and f.fix.edits]
+    return _planned_edits(fixable, unsafe=False, root=root) if fixable else []
+
+
+_PLANNED: dict[tuple, tuple[list[Finding], list[LineEdit]]] = {}  # editors ask for code actions on every cursor move
+PLANNED_KEPT = 64
+
+
+def _planned_edits(findings: list[Finding], unsafe: bool, root: str | None) -> list[LineEdit]:
+    """What reslint.apply.plan_fixes writes for these findings, as changed line ranges; the same
+    answer for the same fixes while the files they edit are unchanged (applying them parses each file)."""
     from reslint.apply import plan_fixes
 
-    if not any(f.fix is not None and f.fix.safe and f.fix.edits for f in findings):
-        return []
+    paths = sorted({edit.path for f in findings for edit in f.fix.edits})  # type: ignore[union-attr]
+    key = (tuple(id(f.fix) for f in findings), unsafe, root or os.getcwd(), tuple(_stamp(p) for p in paths))
+    if key in _PLANNED:  # the findings are kept with the answer: their ids cannot be reused meanwhile
+        return _PLANNED[key][1]
     targets = [TargetResult(target=f.target, status="findings", findings=[f]) for f in findings]
-    plan = plan_fixes(Report(targets), unsafe=False, root=root)
-    return [edit for path in plan.changed_files for edit in changed_lines(path, plan.before[path], plan.after[path])]
+    plan = plan_fixes(Report(targets), unsafe=unsafe, root=root)
+    edits = [edit for path in plan.changed_files for edit in changed_lines(path, plan.before[path], plan.after[path])]
+    if len(_PLANNED) >= PLANNED_KEPT:
+        del _PLANNED[next(iter(_PLANNED))]
+    _PLANNED[key] = (list(findings), edits)
+    return edits
+
+
+def _stamp(path: str) -> tuple:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return (path, None)
+    return (path, info.st_mtime_ns, info.st_size)
 
 
 def changed_lines(path: str, before: str, after: str) -> list[LineEdit]:
@@ -435,7 +463,7 @@ class Linter:
         changed |= self.results.replace(f"plan:{path}", [], [])
         # As pre-commit's changed files: a saved file's classes that cannot be built are each skipped
         # (and said only if the last lint analyzed them), rather than the file being one error.
-        jobs = [dataclasses.replace(job, lenient=True) if job.discovered else job for job in jobs]
+        jobs = [replace(job, lenient=True) if job.discovered else job for job in jobs]
         if not any(job.target == path for job in jobs):  # no longer a file with models: forget its old ones
             changed |= self.results.replace(path, [], [])
         if not jobs:
