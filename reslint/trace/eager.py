@@ -24,6 +24,7 @@ from torch.utils._pytree import tree_flatten, tree_map
 from reslint.inputs import call_arguments
 from reslint.trace.data_dependent import Assumptions
 from reslint.trace.meta_checks import check_call
+from reslint.trace.meta_memo import MetaMemo
 from reslint.trace.ops import is_inplace_method, tensor_method_name
 from reslint.trace.propagate import adapt_input, is_meta_limitation, stand_ins
 from reslint.where import frame_location, innermost_user_frame
@@ -59,6 +60,7 @@ BranchKey = str
 class EagerRecorder(TorchFunctionMode):
     def __init__(
         self, root: nn.Module, choices: dict[SubstituteKey, int] | None = None, branches: dict[BranchKey, bool] | None = None,
+        memo: MetaMemo | None = None,
     ):
         super().__init__()
         self.root = root
@@ -75,6 +77,7 @@ class EagerRecorder(TorchFunctionMode):
         self._attr_nodes: dict[int, fx.Node] = {}
         self._scope: list[tuple[str, str]] = [("", type(root).__name__)]
         self._in_leaf = 0
+        self.memo = memo if memo is not None else MetaMemo()  # the meta ops of identical layers run once
 
     # -- recording ----------------------------------------------------------------------------------
 
@@ -111,14 +114,14 @@ class EagerRecorder(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if self._in_leaf:
-            return func(*args, **kwargs)
+            return self.memo.call(func, args, kwargs)
         name = tensor_method_name(func)
         if name == "__iter__" and args and isinstance(args[0], torch.Tensor) and args[0].dim():
             # `for row in tensor`: rows recorded as unbind's, so they are nodes and keep their values.
             return iter(self.__torch_function__(torch.Tensor.unbind, types, (args[0], 0), {}))
         try:
             check_call(func, args, kwargs)
-            result = self.assumptions.run(func, lambda: func(*args, **kwargs), args, kwargs)
+            result = self.assumptions.run(func, lambda: self.memo.call(func, args, kwargs), args, kwargs)
         except Exception as error:
             return self._substitute(func, args, kwargs, error)
         if name == "__setitem__" and isinstance(args[0], torch.Tensor):
@@ -293,8 +296,9 @@ def record_eager(
     notes that state every assumption made (`graph.reslint_assumptions`).
     """
     branches = dict(branches or {})
+    memo = MetaMemo()
     for attempt in range(MAX_BRANCH_RETRIES + 1):
-        recorder = EagerRecorder(model, choices, branches)
+        recorder = EagerRecorder(model, choices, branches, memo)
         try:
             graph = recorder.record(inputs)
         except Exception:
@@ -306,6 +310,7 @@ def record_eager(
             continue
         graph.reslint_branches = dict(recorder.branches_taken)
         graph.reslint_assumptions = recorder.assumptions.notes_list()
+        graph.reslint_memo = memo  # its first propagation runs the same calls
         return graph
     raise AssertionError("unreachable")
 

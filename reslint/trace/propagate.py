@@ -22,6 +22,7 @@ from torch.utils._pytree import tree_flatten
 
 from reslint.trace.data_dependent import Assumptions, is_data_limitation
 from reslint.trace.meta_checks import check_call
+from reslint.trace.meta_memo import MemoizedCalls, MetaMemo
 from reslint.trace.ops import cat_tensors_and_dim, is_cat, is_elementwise
 
 UNKNOWN = type("Unknown", (), {"__repr__": lambda self: "UNKNOWN"})()
@@ -72,6 +73,7 @@ class Propagation:
         # Shapes the rest of the model expects at a node, offered as further substitutes (set by settle).
         self.expected: Callable[[fx.Node], list[tuple[int, ...]]] = lambda node: []
         self._interpreter = fx.Interpreter(root, garbage_collect_values=False, graph=graph)
+        self.memo: MetaMemo = getattr(graph, "reslint_memo", None) or MetaMemo()  # identical layers' ops run once
         self._placeholder_values = self._bind_placeholders(inputs)
         # Data-dependent ops (nonzero, x[mask], .item()) run on representative values; see data_dependent.
         self._source = None  # the source location of the node being run, for the assumptions' notes
@@ -163,9 +165,15 @@ class Propagation:
     def _run_op(self, node: fx.Node, args: tuple, kwargs: dict) -> Any:
         check_call(self.module(node) if node.op == "call_module" else node.target, args, kwargs)
         function = node.target if node.op == "call_function" else getattr(torch.Tensor, node.target, None) if node.op == "call_method" else None
-        run = lambda: getattr(self._interpreter, node.op)(node.target, args, kwargs)  # noqa: E731
         if function is None:
-            return run()
+            if node.op == "call_module":
+                with MemoizedCalls(self.memo):
+                    return self._interpreter.call_module(node.target, args, kwargs)
+            return getattr(self._interpreter, node.op)(node.target, args, kwargs)
+        if node.op == "call_function" or (args and type(args[0]) is torch.Tensor):
+            run = lambda: self.memo.call(function, args, kwargs)  # noqa: E731  (what the interpreter would call)
+        else:
+            run = lambda: getattr(self._interpreter, node.op)(node.target, args, kwargs)  # noqa: E731
         self._source = node.meta.get("source")
         return self.assumptions.run(function, run, args, kwargs)
 
