@@ -271,7 +271,8 @@ def _planned_edits(findings: list[Finding], unsafe: bool, root: str | None) -> l
     answer for the same fixes while the files they edit are unchanged (applying them parses each file)."""
     from reslint.apply import plan_fixes
 
-    paths = sorted({edit.path for f in findings for edit in f.fix.edits})  # type: ignore[union-attr]
+    fixes = [f.fix for f in findings] + [i.fix for f in findings for i in f.instances if i.fix is not None]
+    paths = sorted({edit.path for fix in fixes if fix is not None for edit in fix.edits})  # each instance's fix too
     key = (tuple(id(f.fix) for f in findings), unsafe, root or os.getcwd(), tuple(_stamp(p) for p in paths))
     if key in _PLANNED:  # the findings are kept with the answer: their ids cannot be reused meanwhile
         return _PLANNED[key][1]
