@@ -218,8 +218,19 @@ def _shortcut_edit(model: nn.Module, members: list[_Unit]) -> tuple[Edit, bool]:
     placeholder = None if transform else _identity_on_skip(class_node, line, blocks)
     if placeholder is not None:  # `self.shortcut = nn.Identity()` already sits on the skip: it becomes the projection
         attribute, statement = placeholder
+        widened = _widened_condition(model, cls, path, attribute, statement, guard, members, blocks)
+        if widened is not None:  # `P if need else nn.Identity()` with the right P: only the condition grows
+            return widened
         return ReplaceStatement(path, statement.lineno, statement.end_lineno or statement.lineno,
                                 f"self.{attribute} = {init_code}"), separates
+    absent = None if transform or not guard else _none_on_skip(class_node, line, blocks)
+    if absent is not None:  # `self.downsample = downsample` (None here) is what the join's skip goes through
+        attribute, statement, parameter = absent
+        fallback = parameter or "None"
+        guard_code = f"{parameter} is None and ({guard})" if parameter else guard
+        code = f"self.{attribute} = (\n    {projection}\n    if {guard_code}\n    else {fallback}\n)"
+        safe = _absent_guard_separates(model, cls, attribute, parameter, guard, {id(b) for b in blocks})
+        return ReplaceStatement(path, statement.lineno, statement.end_lineno or statement.lineno, code), safe
     skip = _skip_name(class_node, line, helper, transform)
     attribute = _free_attribute(class_node, blocks, ("out_projection", "projection") if transform else None)
     return AddShortcut(path, cls.__name__, attribute, init_code, line, skip, helper), separates
@@ -273,6 +284,199 @@ def _identity_on_skip(class_node: ast.ClassDef, line: int, blocks: list[nn.Modul
     if not in_join and not (bound and bound[0].targets[0].id in operands):  # type: ignore[attr-defined]
         return None
     return attribute, assignments[0]
+
+
+def _widened_condition(model: nn.Module, cls: type, path: str, attribute: str, statement: ast.stmt, guard: str,
+                       members: list[_Unit], blocks: list[nn.Module]) -> tuple[Edit, bool] | None:
+    """`self.skip = P if COND else nn.Identity()` where the user's own P builds, in every broken block, the
+    projection its fix proves: the edit is `P if COND or <guard> else nn.Identity()`, the smallest change a
+    maintainer makes. Blocks where COND held keep their P (the expression is unchanged), so the edit is
+    safe when, on every instance of the class, the guard holds exactly on the broken ones among those that
+    hold an nn.Identity there (what COND was, each instance shows). None when P is not the fix."""
+    value = getattr(statement, "value", None)
+    if not guard or not isinstance(value, ast.IfExp) or not isinstance(value.orelse, ast.Call) \
+            or _call_name(value.orelse) != "Identity":
+        return None
+    for block, unit in zip(blocks, members):
+        record = record_of(block)
+        if record is None or not isinstance(getattr(block, attribute, None), nn.Identity):
+            return None
+        try:
+            user = _canonical(value.body, record.arguments)
+            proven = _canonical(ast.parse(unit.fix.code, mode="eval").body, {})
+        except (SolveError, TypeError, ValueError):
+            return None
+        if user != proven:
+            return None
+    source = _read(path)
+    read = {n.id for n in ast.walk(value.body) if isinstance(n, ast.Name)} | {n.id for n in ast.walk(ast.parse(guard)) if isinstance(n, ast.Name)}
+    init = next((f for f in ast.walk(ast.parse(source)) if isinstance(f, ast.FunctionDef) and f.name == "__init__"
+                 and f.lineno <= statement.lineno <= (f.end_lineno or f.lineno)), None)
+    if init is None or any(isinstance(t, ast.Name) and t.id in read for n in ast.walk(init) if isinstance(n, (ast.Assign, ast.AugAssign))
+                           for t in (n.targets if isinstance(n, ast.Assign) else [n.target])):
+        return None  # a name rebound in __init__: its value there is not the argument recorded
+    lines = source.splitlines()[statement.lineno - 1:statement.end_lineno or statement.lineno]
+    test = value.test
+    first, last = test.lineno - statement.lineno, (test.end_lineno or test.lineno) - statement.lineno
+    written = ast.get_source_segment(source, test)
+    if written is None or test.end_col_offset is None:
+        return None
+    if isinstance(test, (ast.IfExp, ast.Lambda, ast.NamedExpr)):
+        written = f"({written})"
+    head = lines[first].encode()[:test.col_offset].decode()
+    tail = lines[last].encode()[test.end_col_offset:].decode()
+    new_lines = [*lines[:first], f"{head}{written} or {guard}{tail}", *lines[last + 1:]]
+    text = "\n".join(new_lines)
+    indent = len(lines[0]) - len(lines[0].lstrip())
+    code = "\n".join(l[indent:] if l[:indent].strip() == "" else l for l in text.splitlines())
+    broken = {id(b) for b in blocks}
+    code_guard = compile(guard, "<guard>", "eval")
+    for module in model.modules():
+        if type(module) is not cls:
+            continue
+        record = record_of(module)
+        if record is None:
+            return ReplaceStatement(path, statement.lineno, statement.end_lineno or statement.lineno, code), False
+        if not isinstance(getattr(module, attribute, None), nn.Identity):
+            safe = id(module) not in broken  # COND held: its projection stays as it was
+        else:
+            try:
+                holds = bool(eval(code_guard, {"__builtins__": {}}, dict(record.arguments)))  # names and ints we wrote
+            except Exception:  # noqa: BLE001
+                holds = None
+            safe = holds == (id(module) in broken)
+        if not safe:
+            return ReplaceStatement(path, statement.lineno, statement.end_lineno or statement.lineno, code), False
+    return ReplaceStatement(path, statement.lineno, statement.end_lineno or statement.lineno, code), True
+
+
+def _canonical(node: ast.expr, names: dict[str, Any]) -> Any:
+    """A projection expression as comparable data: torch.nn calls bound to their signatures (positional
+    and keyword spellings, defaults filled in), names replaced by the instance's values."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        if node.id not in names:
+            raise SolveError(f"{node.id} is not a constructor argument")
+        return names[node.id]
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return tuple(_canonical(e, names) for e in node.elts)
+    if isinstance(node, ast.Call):
+        layer = getattr(nn, _call_name(node), None)
+        if not isinstance(layer, type) or not issubclass(layer, nn.Module) or any(k.arg is None for k in node.keywords) \
+                or any(isinstance(a, ast.Starred) for a in node.args):
+            raise SolveError("not a torch.nn layer")
+        args = [_canonical(a, names) for a in node.args]
+        kwargs = {k.arg: _canonical(k.value, names) for k in node.keywords}
+        bound = inspect.signature(layer.__init__).bind(None, *args, **kwargs)
+        bound.apply_defaults()
+        items = [(k, v) for k, v in list(bound.arguments.items())[1:]]
+        return (layer.__name__, tuple((k, _plain_same(v)) for k, v in items))
+    raise SolveError("an expression reslint does not compare")
+
+
+def _plain_same(value: Any) -> Any:
+    """1 and (1, 1) are the same kernel size or stride."""
+    if isinstance(value, tuple) and value and len(set(value)) == 1 and all(type(v) is int for v in value):
+        return value[0]
+    return value
+
+
+def _none_on_skip(class_node: ast.ClassDef, line: int, blocks: list[nn.Module]) -> tuple[str, ast.stmt, str] | None:
+    """(attribute, its assignment in __init__, the __init__ parameter it is set from or "") when the join's skip
+    goes through `self.<attribute>(x)` only when it is not None, it is None in every broken block, and
+    __init__ sets it once, from a parameter (`self.downsample = downsample`) or to None.
+    The forward must read: `identity = x`, then `identity = self.<attribute>(x)` under a test of
+    `self.<attribute>` (an `if` or a conditional expression), and the join adds `identity`."""
+    method = next((f for f in class_node.body if isinstance(f, ast.FunctionDef) and f.lineno <= line <= (f.end_lineno or f.lineno)), None)
+    init = next((f for f in class_node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
+    if method is None or init is None or not method.args.args[1:]:
+        return None
+    inputs = {a.arg for a in method.args.args[1:]}
+    statement = next((s for s in ast.walk(method) if isinstance(s, ast.stmt) and not hasattr(s, "body")
+                      and s.lineno <= line <= (s.end_lineno or s.lineno)), None)
+    if statement is None:
+        return None
+    operands: list[ast.expr] = []
+    for node in ast.walk(statement):
+        if isinstance(node, ast.AugAssign) and isinstance(node.op, ast.Add):
+            operands += [node.target, node.value]
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            operands += [node.left, node.right]
+    names = {o.id for o in operands if isinstance(o, ast.Name)}
+
+    def guarded_calls(tree: ast.AST) -> list[tuple[str, ast.Assign]]:
+        """(attribute, assignment) for `n = self.<attribute>(input)` under an `if` that tests self.<attribute>."""
+        found = []
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.If):
+                continue
+            tested = {n.attr for n in ast.walk(node.test) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "self"}
+            for child in node.body:
+                if isinstance(child, ast.Assign) and len(child.targets) == 1 and isinstance(child.targets[0], ast.Name) \
+                        and isinstance(child.value, ast.Call) and isinstance(child.value.func, ast.Attribute) \
+                        and isinstance(child.value.func.value, ast.Name) and child.value.func.value.id == "self" \
+                        and child.value.func.attr in tested and len(child.value.args) == 1 \
+                        and isinstance(child.value.args[0], ast.Name) and child.value.args[0].id in inputs:
+                    found.append((child.value.func.attr, child))
+        return found
+
+    candidates = [(attr, assign) for attr, assign in guarded_calls(method) if assign.targets[0].id in names  # type: ignore[attr-defined]
+                  and all(getattr(b, attr, 0) is None for b in blocks)]
+    if len(candidates) != 1:
+        return None
+    attribute, guarded = candidates[0]
+    skip = guarded.targets[0].id  # type: ignore[attr-defined]
+    bindings = [n for n in ast.walk(method) if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and n is not guarded
+                and any(isinstance(t, ast.Name) and t.id == skip for t in (n.targets if isinstance(n, ast.Assign) else [n.target]))]
+    if len(bindings) != 1 or not isinstance(bindings[0], ast.Assign) or not isinstance(bindings[0].value, ast.Name) \
+            or bindings[0].value.id not in inputs or bindings[0].lineno > guarded.lineno:
+        return None  # the skip is the input itself, or its projection, and nothing else
+    uses = [n for n in ast.walk(class_node) if isinstance(n, ast.Attribute) and n.attr == attribute
+            and isinstance(n.value, ast.Name) and n.value.id == "self" and isinstance(n.ctx, ast.Store)]
+    assignments = [n for n in init.body if isinstance(n, ast.Assign) and len(n.targets) == 1
+                   and isinstance(n.targets[0], ast.Attribute) and n.targets[0].attr == attribute
+                   and isinstance(n.targets[0].value, ast.Name) and n.targets[0].value.id == "self"]
+    if len(uses) != 1 or len(assignments) != 1:
+        return None  # set elsewhere too
+    value = assignments[0].value
+    parameters = {a.arg: d for a, d in zip(init.args.args[::-1], init.args.defaults[::-1])}
+    parameters.update({a.arg: d for a, d in zip(init.args.kwonlyargs, init.args.kw_defaults) if d is not None})
+    if isinstance(value, ast.Constant) and value.value is None:
+        return attribute, assignments[0], ""
+    if isinstance(value, ast.Name) and value.id in parameters and isinstance(parameters[value.id], ast.Constant) \
+            and parameters[value.id].value is None:  # type: ignore[attr-defined]
+        if any(isinstance(n, (ast.Assign, ast.AugAssign)) and any(isinstance(t, ast.Name) and t.id == value.id
+               for t in (n.targets if isinstance(n, ast.Assign) else [n.target])) for n in ast.walk(init)):
+            return None  # the parameter is rebound before it is stored
+        return attribute, assignments[0], value.id
+    return None
+
+
+def _absent_guard_separates(model: nn.Module, cls: type, attribute: str, parameter: str, guard: str, broken: set[int]) -> bool:
+    """Safe when, on every instance of the class, the projection is built exactly on the broken ones: where
+    the attribute is None (and the parameter was None) the guard must hold iff the block is broken; a block
+    given a module keeps it (the edit passes it through)."""
+    code = compile(guard, "<guard>", "eval")
+    for module in model.modules():
+        if type(module) is not cls:
+            continue
+        record = record_of(module)
+        if record is None:
+            return False
+        if getattr(module, attribute, None) is not None:
+            if id(module) in broken:
+                return False
+            continue
+        if parameter and (parameter not in record.arguments or record.arguments[parameter] is not None):
+            return False  # a None stored from something else than the parameter: not the case the edit covers
+        try:
+            holds = bool(eval(code, {"__builtins__": {}}, dict(record.arguments)))  # names and ints we wrote
+        except Exception:  # noqa: BLE001
+            return False
+        if holds != (id(module) in broken):
+            return False
+    return True
 
 
 def _normalized(tree: ast.expr) -> ast.expr:
