@@ -202,6 +202,7 @@ class Assumptions:
         self.where = where
         self.branch = branch or (lambda key: True)
         self.notes: dict[tuple, str] = {}
+        self.departures = 0  # ops that did not simply run on meta as they were called (devices moved, values assumed)
 
     # -- running an op ------------------------------------------------------------------------------
 
@@ -211,17 +212,21 @@ class Assumptions:
         metas = _metas(args, kwargs)
         on_meta = to_meta_device(func, name, args, kwargs, metas)
         if on_meta is not None:
+            self.departures += 1
             call, args, kwargs = on_meta
             metas = _metas(args, kwargs)
         if name in SCALAR_FUNCTIONS and args and _is_meta(args[0]):
+            self.departures += 1
             return self._scalar(name, args[0])
         if name in SETITEM and len(args) > 2 and _masked(args[1]) and isinstance(args[2], torch.Tensor):
             metas = _metas(args, kwargs)
             if max(t.numel() for t in metas) <= MAX_CPU_NUMEL:  # meta does not check the value's count
+                self.departures += 1
                 return self._on_cpu(func, args, kwargs, metas)
         try:
             result = call()
         except Exception as error:
+            self.departures += 1
             if name in STRICTER_ON_META:
                 return STRICTER_ON_META[name](error, *args, **kwargs)
             if not is_data_limitation(error):

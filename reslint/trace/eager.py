@@ -22,7 +22,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
 from reslint.inputs import call_arguments
-from reslint.trace.data_dependent import Assumptions
+from reslint.trace.data_dependent import Assumptions, value_of, writes_first
 from reslint.trace.meta_checks import check_call
 from reslint.trace.meta_memo import MetaMemo
 from reslint.trace.ops import is_inplace_method, tensor_method_name
@@ -77,6 +77,11 @@ class EagerRecorder(TorchFunctionMode):
         self._attr_nodes: dict[int, fx.Node] = {}
         self._scope: list[tuple[str, str]] = [("", type(root).__name__)]
         self._in_leaf = 0
+        # What each node's op returned, for the first propagation to take instead of running it again
+        # (see Propagation.run); empty when an in-place op changed a recorded tensor's shape, strides,
+        # dtype or representative value (values are kept as they end the run, which earlier ops did not see).
+        self.recorded: dict[fx.Node, Any] = {}
+        self.reusable = True
         self.memo = memo if memo is not None else MetaMemo()  # the meta ops of identical layers run once
 
     # -- recording ----------------------------------------------------------------------------------
@@ -88,7 +93,7 @@ class EagerRecorder(TorchFunctionMode):
         for index, value in enumerate(inputs):
             node = self.graph.placeholder(f"input_{index}")
             self._meta(node)
-            self._bind(value, node)
+            self._bind(value, node, keep=True)
         call_original = nn.Module.__call__
         recorder = self
 
@@ -114,20 +119,29 @@ class EagerRecorder(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if self._in_leaf:
-            return self.memo.call(func, args, kwargs)
+            written = _written_layouts(func, None, args, kwargs)
+            result = self.memo.call(func, args, kwargs)
+            if written is not None and not _same_layouts(written, _written_layouts(func, None, args, kwargs)):
+                self.reusable = False
+            return result
         name = tensor_method_name(func)
         if name == "__iter__" and args and isinstance(args[0], torch.Tensor) and args[0].dim():
             # `for row in tensor`: rows recorded as unbind's, so they are nodes and keep their values.
             return iter(self.__torch_function__(torch.Tensor.unbind, types, (args[0], 0), {}))
+        written = _written_layouts(func, name, args, kwargs)
+        departures = self.assumptions.departures
         try:
             check_call(func, args, kwargs)
             result = self.assumptions.run(func, lambda: self.memo.call(func, args, kwargs), args, kwargs)
         except Exception as error:
             return self._substitute(func, args, kwargs, error)
+        if written is not None and not _same_layouts(written, _written_layouts(func, name, args, kwargs)):
+            self.reusable = False
+        plain = departures == self.assumptions.departures  # ran on meta as it is, as propagation will
         if name == "__setitem__" and isinstance(args[0], torch.Tensor):
-            self._bind(args[0], self._node("call_function", _setitem, args, kwargs))
+            self._bind(args[0], self._node("call_function", _setitem, args, kwargs), keep=plain)
         elif _has_tensor(result) and not self._returns_its_input(result, args, is_inplace_method(name)):
-            self._bind(result, self._node("call_function", func, args, kwargs))
+            self._bind(result, self._node("call_function", func, args, kwargs), keep=plain)
         return result
 
     def _substitute(self, func, args: tuple, kwargs: dict, error: Exception) -> Any:
@@ -149,7 +163,8 @@ class EagerRecorder(TorchFunctionMode):
             # `out.add_(x)` whose result the code drops: `out` itself must take the substitute's shape.
             written.resize_(substitute.shape)
             substitute = written
-        self._bind(substitute, node)
+            self.reusable = False
+        self._bind(substitute, node, keep=False)
         return substitute
 
     def _user_location(self):
@@ -190,28 +205,29 @@ class EagerRecorder(TorchFunctionMode):
                 self._scope.pop()
         self._in_leaf += 1
         try:
-            result = self._run_layer(call_original, module, args, kwargs)
+            result, adapted = self._run_layer(call_original, module, args, kwargs)
         except StopRecording:
             self._node("call_module", name, args, kwargs)  # the failing layer ends the graph
             raise
         finally:
             self._in_leaf -= 1
         if not self._returns_its_input(result, args, getattr(module, "inplace", False) is True):
-            self._bind(result, self._node("call_module", name, args, kwargs))
+            self._bind(result, self._node("call_module", name, args, kwargs), keep=not adapted)
         return result
 
     @staticmethod
-    def _run_layer(call_original, module: nn.Module, args: tuple, kwargs: dict) -> Any:
-        """The layer's output; if its input has the wrong shape, its output for an input it accepts."""
+    def _run_layer(call_original, module: nn.Module, args: tuple, kwargs: dict) -> tuple[Any, bool]:
+        """The layer's output, and whether its input had to be adapted: if its input has the wrong
+        shape, its output for an input it accepts."""
         try:
             check_call(module, args, kwargs)
-            return call_original(module, *args, **kwargs)
+            return call_original(module, *args, **kwargs), False
         except Exception as error:
             adapted = None if is_meta_limitation(error) else adapt_input(module, args)
             if adapted is None:
                 raise StopRecording() from error
             try:
-                return call_original(module, *adapted, **kwargs)
+                return call_original(module, *adapted, **kwargs), True
             except Exception as retry_error:
                 raise StopRecording() from retry_error
 
@@ -253,10 +269,14 @@ class EagerRecorder(TorchFunctionMode):
         if name is None:
             return value  # a constant made outside the model's forward
         if id(value) not in self._attr_nodes:
-            self._attr_nodes[id(value)] = self.graph.get_attr(name)
+            self._attr_nodes[id(value)] = node = self.graph.get_attr(name)
+            self.recorded[node] = value
         return self._attr_nodes[id(value)]
 
-    def _bind(self, value: Any, node: fx.Node) -> None:
+    def _bind(self, value: Any, node: fx.Node, keep: bool) -> None:
+        """`value` is the node's from now on; `keep`: it is what propagation would compute there."""
+        if keep:
+            self.recorded[node] = value
         if isinstance(value, torch.Tensor):
             self.node_of[id(value)] = node
             self._alive.append(value)
@@ -265,11 +285,32 @@ class EagerRecorder(TorchFunctionMode):
                 if isinstance(item, torch.Tensor):
                     item_node = self.graph.call_function(operator.getitem, (node, index))
                     item_node.meta.update(node.meta)
-                    self._bind(item, item_node)
+                    self._bind(item, item_node, keep)
 
 
 _PLAIN_LEAVES = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.Size, slice, type(Ellipsis))
 """Types tree_map treats as leaves that `_as_arg` hands back unchanged (no tensor inside)."""
+
+
+def _written_layouts(func: Any, name: str | None, args: tuple, kwargs: dict) -> list | None:
+    """Shape, strides, dtype and representative value (see data_dependent) of the tensors an op writes
+    into (in-place, `out=`, a setter), else None. Compare two with `_same_layouts`."""
+    written = []
+    name = name or getattr(func, "__name__", "") or ""
+    if writes_first(name) or name == "__set__":
+        written.append(args[0] if args else None)
+    out = kwargs.get("out") if kwargs else None
+    if out is not None:
+        written.extend(out if isinstance(out, (tuple, list)) else [out])
+    if not written:
+        return None
+    return [(tuple(t.shape), t.stride(), t.dtype, value_of(t)) if isinstance(t, torch.Tensor) else None for t in written]
+
+
+def _same_layouts(before: list, after: list) -> bool:
+    return all(
+        a is b or (a is not None and b is not None and a[:3] == b[:3] and a[3] is b[3]) for a, b in zip(before, after)
+    )
 
 
 def _has_tensor(value: Any) -> bool:
@@ -311,6 +352,7 @@ def record_eager(
         graph.reslint_branches = dict(recorder.branches_taken)
         graph.reslint_assumptions = recorder.assumptions.notes_list()
         graph.reslint_memo = memo  # its first propagation runs the same calls
+        graph.reslint_recorded = recorder.recorded if recorder.reusable else {}
         return graph
     raise AssertionError("unreachable")
 

@@ -84,11 +84,23 @@ class Propagation:
 
     @on_meta
     def run(self) -> "Propagation":
+        # An eager recording comes with what each op returned (graph.reslint_recorded). A node whose
+        # inputs are all the very values the recorder passed it returns what it returned then: the
+        # same op on the same meta tensors. Once, since later runs (other inputs) must compute.
+        recorded = self.graph.__dict__.pop("reslint_recorded", None) or {}
+        matched: set[fx.Node] = set()  # nodes whose value is the recorder's
         for node in self.nodes:
+            known = recorded.get(node, _NOT_RECORDED)
+            if known is not _NOT_RECORDED and node.op not in ("placeholder", "get_attr") and all(n in matched for n in node.all_input_nodes):
+                self.values[node] = known
+                matched.add(node)
+                continue
             value, failure = self._evaluate(node, self.values, None)
             self.values[node] = value
             if failure is not None:
                 self.failures[node] = failure
+            elif known is not _NOT_RECORDED and (value is known or (node.op == "placeholder" and _same_input(value, known))):
+                matched.add(node)
         self.assumption_notes = self.assumptions.notes_list()
         return self
 
@@ -219,6 +231,19 @@ class Propagation:
                 node.meta["error"] = failure.message
             else:
                 node.meta.pop("error", None)
+
+
+_NOT_RECORDED = object()
+
+
+def _same_input(value: Any, recorded: Any) -> bool:
+    """An input and the recorder's copy of it are interchangeable: plain tensors of one layout, no representative value."""
+    if type(value) is not torch.Tensor or type(recorded) is not torch.Tensor:
+        return False
+    return (
+        value.shape == recorded.shape and value.stride() == recorded.stride() and value.dtype == recorded.dtype
+        and value.device == recorded.device and not value.__dict__ and not recorded.__dict__
+    )
 
 
 def substitutes(node: fx.Node, args: tuple, kwargs: dict) -> Iterable[Any]:
