@@ -11,6 +11,11 @@ Per model, in a scratch project whose pyproject.toml configures it:
 - then --saves saves in a row of a small model: the server's RSS before and after, and still answering.
 Targets (issue 15): server save->diagnostics median <= 10% of the cold CLI, daemon CLI <= 20%, idle
 server <= 1.2x one cold run's peak, RSS growth over the saves <= 10%.
+
+Wall times on a shared machine grow with its load; so each cell also gives the CPU seconds (user +
+sys) the work took, which do not: the cold run's and its children's (wait4), the daemon client's
+plus what the daemon's children used meanwhile, and what the server and its children used per save
+(/proc/PID/stat, children counted once reaped).
 """
 
 from __future__ import annotations
@@ -127,13 +132,26 @@ def rss(pid: int) -> int:
     return 0
 
 
-def timed_run(args: list[str], cwd: Path, env: dict) -> tuple[float, int, int]:
-    """Wall seconds, exit code and peak RSS (the process or any of its children) of one command."""
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + sys) of a process and of its children it has reaped, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+
+
+def timed_run(args: list[str], cwd: Path, env: dict, server_pid: int | None = None) -> tuple[float, int, int, float]:
+    """Wall seconds, exit code, peak RSS (the process or any of its children) and CPU seconds of one
+    command (with what `server_pid`'s children used meanwhile: the daemon's work for it)."""
+    served = cpu_seconds(server_pid) if server_pid else 0.0
     started = time.perf_counter()
     process = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
-    return wall, os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024
+    cpu = usage.ru_utime + usage.ru_stime
+    if server_pid:
+        time.sleep(0.05)  # the daemon reaps its child right after the client is answered
+        cpu += cpu_seconds(server_pid) - served
+    return wall, os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024, cpu
 
 
 def project(folder: Path, model: str) -> tuple[Path, str]:
@@ -154,16 +172,21 @@ def measure(model: str, repeat: int, folder: Path) -> dict:
 
     cold = [timed_run(command, folder, env) for _ in range(repeat)]
     row["cold"] = statistics.median(c[0] for c in cold)
+    row["cold_cpu"] = statistics.median(c[3] for c in cold)
     row["cold_peak"] = max(c[2] for c in cold)
     row["exit"] = cold[0][1]
 
     subprocess.run([PYTHON, "-m", "reslint", "daemon", "start"], cwd=folder, env=warm_env, check=True, capture_output=True)
     try:
+        from reslint.daemon import read_state  # the client half: no torch
+
+        state = read_state(str(folder)) or {}
         timed_run(command, folder, warm_env)  # the first run through a fresh daemon
-        warm = [timed_run(command, folder, warm_env) for _ in range(repeat)]
+        warm = [timed_run(command, folder, warm_env, state.get("pid")) for _ in range(repeat)]
     finally:
         subprocess.run([PYTHON, "-m", "reslint", "daemon", "stop"], cwd=folder, env=warm_env, capture_output=True)
     row["daemon"] = statistics.median(w[0] for w in warm)
+    row["daemon_cpu"] = statistics.median(w[3] for w in warm)
     row["daemon_exit"] = warm[0][1]
 
     started = time.perf_counter()
@@ -173,8 +196,14 @@ def measure(model: str, repeat: int, folder: Path) -> dict:
         client.send({"method": "initialized", "params": {}})
         row["server_start"] = time.perf_counter() - started
         row["first_save"], first = client.save(path)
-        saves = [client.save(path)[0] for _ in range(repeat)]
+        saves, cpus = [], []
+        for _ in range(repeat):
+            before = cpu_seconds(client.process.pid)
+            saves.append(client.save(path)[0])
+            time.sleep(0.05)  # the lint's child is reaped right after it answered
+            cpus.append(cpu_seconds(client.process.pid) - before)
         row["server"] = statistics.median(saves)
+        row["server_cpu"] = statistics.median(cpus)
         row["diagnostics"] = len(first)
         time.sleep(1.0)
         row["server_idle"] = rss(client.process.pid)
@@ -214,17 +243,25 @@ def main() -> None:
     parser.add_argument("--saves", type=int, default=100, help="saves in a row for the memory check (0: skip)")
     args = parser.parse_args()
     rows = []
+    load_before = os.getloadavg()[0]
     for model in args.models.split(","):
         with tempfile.TemporaryDirectory(prefix=f"reslint-lsp-{model}-") as folder:
             rows.append(measure(model, args.repeat, Path(folder)))
             print(f"measured {model}", file=sys.stderr)
-    print(f"median of {args.repeat}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
+    print(f"median of {args.repeat}; load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, "
+          f"on {os.cpu_count()} cores\n")
     print("| model | cold CLI | daemon CLI | server save → diagnostics | idle server RSS | cold run peak RSS |")
     print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['model']} | {r['cold']:.2f} s | {r['daemon']:.2f} s ({r['daemon'] / r['cold']:.0%}) "
               f"| {r['server']:.2f} s ({r['server'] / r['cold']:.0%}; first {r['first_save']:.2f} s, start {r['server_start']:.1f} s) "
               f"| {gib(r['server_idle'])} ({r['server_idle'] / r['cold_peak']:.2f}x) | {gib(r['cold_peak'])} |")
+    print("\nCPU seconds (user + sys, the process and its children), which the machine's load does not inflate:\n")
+    print("| model | cold CLI | daemon CLI | server save → diagnostics |")
+    print("| --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['model']} | {r['cold_cpu']:.2f} s | {r['daemon_cpu']:.2f} s ({r['daemon_cpu'] / r['cold_cpu']:.0%}) "
+              f"| {r['server_cpu']:.2f} s ({r['server_cpu'] / r['cold_cpu']:.0%}) |")
     if args.saves:
         with tempfile.TemporaryDirectory(prefix="reslint-lsp-saves-") as folder:
             s = many_saves(args.saves, Path(folder))

@@ -531,6 +531,9 @@ class Daemon:
     def _fork_run(self, connection: socket.socket, request: dict, fds: list[int]) -> int:
         preload(read_learned(self.root))  # what earlier runs' models imported: paid once, here
         _send(connection, {"accepted": True})
+        import gc
+
+        gc.freeze()  # the child's collector would otherwise touch, and so copy, every page the daemon made
         pid = os.fork()
         if pid == 0:
             _run_request(self.listener, connection, request, fds)  # never returns

@@ -164,9 +164,16 @@ def run_jobs(
     return results
 
 
+_warmed_up = False  # once per process: a daemon's or server's forked children inherit it
+
+
 def _warm_up() -> None:
     """Import torch and the analysis, and let torch do its lazy imports (sympy, dynamo: seconds) here,
     on a tiny model of reslint's own: every child inherits them instead of paying for them again."""
+    global _warmed_up
+    if _warmed_up:
+        return
+    _warmed_up = True
     import warnings
 
     import reslint.analyze  # noqa: F401
