@@ -260,6 +260,8 @@ class Assumptions:
         if metas is None:
             metas = _metas(args, kwargs)
         known = [t for t in metas if value_of(t) is not None]
+        if not known and name not in FACTORIES and name not in INDEX_OPS and not writes_first(name):
+            return  # nothing to carry (what the checks below conclude, for almost every op of a model)
         if writes_first(name) and args and _is_meta(args[0]):
             if value_of(args[0]) is None:
                 return
