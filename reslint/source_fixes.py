@@ -137,7 +137,7 @@ def edits_diff(edits: list[Edit]) -> str:
 def _solve(model: nn.Module, key: tuple, members: list[_Unit]) -> tuple[list[Edit], bool]:
     validated = all(f.fix.validated for f in members)
     if key[0] == "statement":
-        return _statement_edit(model, members), validated and _every_instance(model, members)
+        return _statement_edit(model, members), validated and _every_instance(model, members) and _only_seen_paths(model, members)
     if key[0] == "project":
         edit, separates = _shortcut_edit(model, members)
         return [edit], validated and separates
@@ -170,6 +170,67 @@ def _every_instance(model: nn.Module, members: list[_Unit]) -> bool:
     broken = {id(m) for m in modules}
     classes = {type(m) for m in modules}
     return all(id(m) in broken for m in model.modules() if type(m) in classes)
+
+
+def _only_seen_paths(model: nn.Module, members: list[_Unit]) -> bool:
+    """The rewritten statement computes, wherever it runs, what reslint proved: no name it reads is bound
+    under a branch of the method (`if self.permute_back: x = x.permute(...)`, `y = pad(x) if self.pad else x`:
+    the branch the lint did not take gives the statement another input), and no subclass the model does not
+    build inherits the method while overriding an attribute the statement reads, itself or through the
+    methods it calls (`class FixedBlock(DBlock): pool_shortcut = True`)."""
+    modules = [_submodule(model, u.module) for u in members]
+    if any(m is None for m in modules):
+        return False
+    cls = type(modules[0])
+    path = _abspath(members[0].path)
+    line = members[0].fix.line
+    class_node = _class_node(ast.parse(_read(path)), cls.__name__)
+    if class_node is None or not class_node.lineno <= line <= (class_node.end_lineno or line):
+        return False
+    methods = {f.name: f for f in class_node.body if isinstance(f, ast.FunctionDef)}
+    method = next((f for f in methods.values() if f.lineno <= line <= (f.end_lineno or f.lineno)), None)
+    if method is None:
+        return False
+    statement = next((s for s in ast.walk(method) if isinstance(s, ast.stmt) and not hasattr(s, "body")
+                      and s.lineno <= line <= (s.end_lineno or s.lineno)), None)
+    if statement is None:
+        return False
+    read = {n.id for n in ast.walk(statement) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    for node in ast.walk(method):
+        if getattr(node, "lineno", line) >= line:
+            continue
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+        if any(isinstance(t, ast.Name) and t.id in read for t in targets) and \
+                any(isinstance(n, ast.IfExp) for n in ast.walk(node)):
+            return False
+    for branch in ast.walk(method):
+        if isinstance(branch, (ast.If, ast.For, ast.While, ast.Try, ast.With)) and branch.lineno < line \
+                and not (branch.lineno <= line <= (branch.end_lineno or branch.lineno)):
+            for node in ast.walk(branch):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+                if any(isinstance(t, ast.Name) and t.id in read for t in targets):
+                    return False
+    attributes: set[str] = set()
+    pending: list[ast.AST] = [statement]
+    while pending:  # self.<name> the statement reads, through the methods of the class it calls
+        for node in ast.walk(pending.pop()):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self" \
+                    and node.attr not in attributes:
+                attributes.add(node.attr)
+                if node.attr in methods:
+                    pending.append(methods[node.attr])
+    built = {type(m) for m in model.modules()}
+    subclasses, seen = list(cls.__subclasses__()), set()
+    while subclasses:
+        sub = subclasses.pop()
+        if sub in seen:
+            continue
+        seen.add(sub)
+        subclasses += sub.__subclasses__()
+        overridden = {name for k in sub.__mro__[:sub.__mro__.index(cls)] for name in vars(k)}
+        if sub not in built and method.name not in overridden and overridden & attributes:
+            return False
+    return True
 
 
 # -- project-skip ---------------------------------------------------------------------------------------------
@@ -233,7 +294,23 @@ def _shortcut_edit(model: nn.Module, members: list[_Unit]) -> tuple[Edit, bool]:
         return ReplaceStatement(path, statement.lineno, statement.end_lineno or statement.lineno, code), safe
     skip = _skip_name(class_node, line, helper, transform)
     attribute = _free_attribute(class_node, blocks, ("out_projection", "projection") if transform else None)
-    return AddShortcut(path, cls.__name__, attribute, init_code, line, skip, helper), separates
+    conditional = _bound_under_branch(class_node, line, skip)  # another configuration feeds another skip
+    return AddShortcut(path, cls.__name__, attribute, init_code, line, skip, helper), separates and not conditional
+
+
+def _bound_under_branch(class_node: ast.ClassDef, line: int, name: str) -> bool:
+    """`name` is (re)bound before the join inside an if/loop of its method: the projection is proven for
+    the value the lint saw, not for the one the other branch gives."""
+    method = next((f for f in class_node.body if isinstance(f, ast.FunctionDef) and f.lineno <= line <= (f.end_lineno or f.lineno)), None)
+    if method is None:
+        return True
+    for branch in ast.walk(method):
+        if isinstance(branch, (ast.If, ast.For, ast.While, ast.Try, ast.With)) and branch.lineno < line:
+            for node in ast.walk(branch):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+                if getattr(node, "lineno", line) < line and any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                    return True
+    return False
 
 
 def _join_in_class(tree: ast.Module, class_node: ast.ClassDef | None, line: int) -> tuple[int, str]:
