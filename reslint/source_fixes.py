@@ -30,9 +30,11 @@ data (reslint.edits) on `Fix.edits`, with `Fix.diff` the edit alone as a unified
 from __future__ import annotations
 
 import ast
+import copy
 import inspect
 import os
 import sys
+import textwrap
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +43,7 @@ from torch import nn
 
 from reslint.constructor_args import Record, plain, record_of, site_of
 from reslint.origin_fixes import guarded_argument, lift_to_caller, occurrence_of
+from reslint.statement_reach import runs_statement
 from reslint.statement_terms import in_own_terms
 from reslint.edits import AddShortcut, Edit, EditError, ReplaceCall, ReplaceStatement, SetArgument, apply_all, unified_diff
 from reslint.findings import Finding, Fix
@@ -137,7 +140,7 @@ def edits_diff(edits: list[Edit]) -> str:
 def _solve(model: nn.Module, key: tuple, members: list[_Unit]) -> tuple[list[Edit], bool]:
     validated = all(f.fix.validated for f in members)
     if key[0] == "statement":
-        return _statement_edit(model, members), validated and _every_instance(model, members) and _only_seen_paths(model, members)
+        return _statement_edit(model, members), validated and _statement_safe(model, members)
     if key[0] == "project":
         edit, separates = _shortcut_edit(model, members)
         return [edit], validated and separates
@@ -161,58 +164,58 @@ def _statement_edit(model: nn.Module, members: list[_Unit]) -> list[Edit]:
     return [ReplaceStatement(path, first.fix.line, first.fix.end_line, code)]
 
 
-def _every_instance(model: nn.Module, members: list[_Unit]) -> bool:
-    """The statement runs only in instances that need the fix: every module of the join's class is broken
-    (a rewritten line runs in all of them, and reslint cannot tell what it does to the right ones)."""
+def _every_instance(model: nn.Module, members: list[_Unit], method: ast.FunctionDef, statement: ast.stmt) -> bool:
+    """The statement runs only in instances that need the fix: every module of the join's class is broken,
+    or provably skips the statement (an `if` around it takes the other branch there: reslint.statement_reach).
+    A rewritten line runs in all the others, and reslint cannot tell what it does to the right ones."""
     modules = [_submodule(model, u.module) for u in members]
     if any(m is None for m in modules):
         return False
     broken = {id(m) for m in modules}
     classes = {type(m) for m in modules}
-    return all(id(m) in broken for m in model.modules() if type(m) in classes)
+    return all(id(m) in broken or not runs_statement(m, method, statement) for m in model.modules() if type(m) in classes)
 
 
-def _only_seen_paths(model: nn.Module, members: list[_Unit]) -> bool:
-    """The rewritten statement computes, wherever it runs, what reslint proved: no name it reads is bound
-    under a branch of the method (`if self.permute_back: x = x.permute(...)`, `y = pad(x) if self.pad else x`:
-    the branch the lint did not take gives the statement another input), and no subclass the model does not
-    build inherits the method while overriding an attribute the statement reads, itself or through the
-    methods it calls (`class FixedBlock(DBlock): pool_shortcut = True`)."""
+def _statement_safe(model: nn.Module, members: list[_Unit]) -> bool:
+    """The rewritten statement changes no instance that was right: either it computes what the old one did
+    wherever the old one ran (a concat's operand resized to its neighbour's size), or every built instance
+    of the join's class is broken (each validated) and no subclass the model does not build runs it with
+    something else in place (the issue's "every instance of the class that the linted targets build")."""
+    found = _statement_at(model, members)
+    if found is None:
+        return False
+    cls, method, statement, methods = found
+    if _neutral_where_it_ran(method, statement, members[0].fix.code):
+        return True
+    return _every_instance(model, members, method, statement) and not _unbuilt_subclass_differs(model, cls, method, methods)
+
+
+def _statement_at(model: nn.Module, members: list[_Unit]) -> tuple[type, ast.FunctionDef, ast.stmt, dict[str, ast.FunctionDef]] | None:
+    """The join's class, the method holding the fixed statement, the statement, the class's methods."""
     modules = [_submodule(model, u.module) for u in members]
-    if any(m is None for m in modules):
-        return False
+    if not modules or any(m is None for m in modules):
+        return None
     cls = type(modules[0])
-    path = _abspath(members[0].path)
     line = members[0].fix.line
-    class_node = _class_node(ast.parse(_read(path)), cls.__name__)
+    class_node = _class_node(ast.parse(_read(_abspath(members[0].path))), cls.__name__)
     if class_node is None or not class_node.lineno <= line <= (class_node.end_lineno or line):
-        return False
+        return None
     methods = {f.name: f for f in class_node.body if isinstance(f, ast.FunctionDef)}
     method = next((f for f in methods.values() if f.lineno <= line <= (f.end_lineno or f.lineno)), None)
     if method is None:
-        return False
+        return None
     statement = next((s for s in ast.walk(method) if isinstance(s, ast.stmt) and not hasattr(s, "body")
                       and s.lineno <= line <= (s.end_lineno or s.lineno)), None)
-    if statement is None:
-        return False
-    read = {n.id for n in ast.walk(statement) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-    for node in ast.walk(method):
-        if getattr(node, "lineno", line) >= line:
-            continue
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
-        if any(isinstance(t, ast.Name) and t.id in read for t in targets) and \
-                any(isinstance(n, ast.IfExp) for n in ast.walk(node)):
-            return False
-    for branch in ast.walk(method):
-        if isinstance(branch, (ast.If, ast.For, ast.While, ast.Try, ast.With)) and branch.lineno < line \
-                and not (branch.lineno <= line <= (branch.end_lineno or branch.lineno)):
-            for node in ast.walk(branch):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
-                if any(isinstance(t, ast.Name) and t.id in read for t in targets):
-                    return False
+    return (cls, method, statement, methods) if statement is not None else None
+
+
+def _unbuilt_subclass_differs(model: nn.Module, cls: type, method: ast.FunctionDef, methods: dict[str, ast.FunctionDef]) -> bool:
+    """A subclass the model does not build inherits the method and overrides or sets an attribute the method
+    reads, itself or through the methods of the class it calls (`class FixedBlock(Block): permute_back = True`):
+    it may run the statement on other inputs (already permuted back), where the fix would break it."""
     attributes: set[str] = set()
-    pending: list[ast.AST] = [statement]
-    while pending:  # self.<name> the statement reads, through the methods of the class it calls
+    pending: list[ast.AST] = [method]
+    while pending:  # self.<name> the method reads, through the methods of the class it calls
         for node in ast.walk(pending.pop()):
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self" \
                     and node.attr not in attributes:
@@ -227,10 +230,109 @@ def _only_seen_paths(model: nn.Module, members: list[_Unit]) -> bool:
             continue
         seen.add(sub)
         subclasses += sub.__subclasses__()
-        overridden = {name for k in sub.__mro__[:sub.__mro__.index(cls)] for name in vars(k)}
-        if sub not in built and method.name not in overridden and overridden & attributes:
+        between = sub.__mro__[:sub.__mro__.index(cls)]
+        overridden = {name for k in between for name in vars(k)}
+        if sub in built or method.name in overridden:
+            continue
+        if overridden & attributes or any(_sets_attribute(k, attributes) for k in between if "__init__" in vars(k)):
+            return True
+    return False
+
+
+def _sets_attribute(cls: type, attributes: set[str]) -> bool:
+    """The class's own __init__ assigns one of the attributes (`self.permute_back = True`); unreadable: assume so."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(vars(cls)["__init__"])))
+    except (OSError, TypeError, SyntaxError):
+        return True
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+        if any(isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self" and t.attr in attributes
+               for t in targets):
+            return True
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "setattr":
+            return True
+    return False
+
+
+_INTERPOLATE_OWNERS = ("F", "functional", "nn.functional", "torch.nn.functional")
+_CONCATS = ("cat", "concat", "concatenate")
+
+
+def _neutral_where_it_ran(method: ast.FunctionDef, statement: ast.stmt, code: str) -> bool:
+    """The new statement is the old one with concat operands resized, nearest, to another operand's size
+    (`torch.cat([a, F.interpolate(b, size=a.shape[2:])], dim=1)`), the other operand maybe first bound to a
+    new name (`skip = a`). Wherever the old concat ran, its operands already had one size past the channel
+    dim, and a nearest resize to a tensor's own size is that tensor: every instance that was right, built
+    or not, computes what it did."""
+    try:
+        new = ast.parse(textwrap.dedent(code)).body
+    except SyntaxError:
+        return False
+    if not new or any(not isinstance(s, ast.stmt) for s in new):
+        return False
+    bound: dict[str, ast.expr] = {}
+    *hoisted, last = new
+    used = {n.id for n in ast.walk(method) if isinstance(n, ast.Name)}
+    for assign in hoisted:  # `skip = self.conv_1(x)`: a name the method does not use elsewhere
+        if not (isinstance(assign, ast.Assign) and len(assign.targets) == 1 and isinstance(assign.targets[0], ast.Name)):
             return False
-    return True
+        name = assign.targets[0].id
+        if name in used or name in bound:
+            return False
+        bound[name] = _substituted(assign.value, bound)
+    last = _substituted(last, bound)
+    if any(isinstance(n, ast.Name) and n.id in bound for n in ast.walk(last)):
+        return False
+    resized = [0]
+    restored = _ResizeUndone(resized).visit(last)
+    return resized[0] > 0 and ast.dump(restored) == ast.dump(statement)
+
+
+def _substituted(tree: ast.AST, bound: dict[str, ast.expr]) -> ast.AST:
+    class Substitute(ast.NodeTransformer):
+        def visit_Name(self, node: ast.Name) -> ast.AST:
+            return copy.deepcopy(bound[node.id]) if node.id in bound and isinstance(node.ctx, ast.Load) else node
+    return Substitute().visit(copy.deepcopy(tree))
+
+
+class _ResizeUndone(ast.NodeTransformer):
+    """`cat([a, interpolate(b, size=a.shape[2:])], dim=1)` back to `cat([a, b], dim=1)`; counts the undone."""
+
+    def __init__(self, count: list[int]) -> None:
+        self.count = count
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        if _call_name(node) not in _CONCATS or not node.args or not isinstance(node.args[0], (ast.List, ast.Tuple)):
+            return node
+        dims = [k.value for k in node.keywords if k.arg in ("dim", "axis")] + node.args[1:2]
+        if len(dims) != 1 or not (isinstance(dims[0], ast.Constant) and dims[0].value == 1) or len(node.args) + len(node.keywords) != 2:
+            return node
+        items = node.args[0].elts
+        for index, item in enumerate(items):
+            inner = _nearest_resize_to(item)
+            if inner is None:
+                continue
+            operand, size_of = inner
+            if any(i != index and ast.dump(other) == ast.dump(size_of) for i, other in enumerate(items)):
+                items[index] = operand
+                self.count[0] += 1
+        return node
+
+
+def _nearest_resize_to(node: ast.expr) -> tuple[ast.expr, ast.expr] | None:
+    """(b, a) for `F.interpolate(b, size=a.shape[2:])` (no mode: nearest), else None."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "interpolate"
+            and ast.unparse(node.func.value) in _INTERPOLATE_OWNERS and len(node.args) == 1
+            and len(node.keywords) == 1 and node.keywords[0].arg == "size"):
+        return None
+    size = node.keywords[0].value
+    if not (isinstance(size, ast.Subscript) and isinstance(size.value, ast.Attribute) and size.value.attr == "shape"
+            and isinstance(size.slice, ast.Slice) and size.slice.upper is None and size.slice.step is None
+            and isinstance(size.slice.lower, ast.Constant) and size.slice.lower.value == 2):
+        return None
+    return node.args[0], size.value.value
 
 
 # -- project-skip ---------------------------------------------------------------------------------------------
