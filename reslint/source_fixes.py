@@ -43,8 +43,8 @@ from torch import nn
 
 from reslint.constructor_args import Record, plain, record_of, site_of
 from reslint.origin_fixes import guarded_argument, lift_to_caller, occurrence_of
-from reslint.statement_reach import runs_statement
-from reslint.statement_terms import in_own_terms
+from reslint.statement_reach import Unknown, runs_statement, value_of
+from reslint.statement_terms import Written, in_own_terms
 from reslint.edits import AddShortcut, Edit, EditError, ReplaceCall, ReplaceStatement, SetArgument, apply_all, unified_diff
 from reslint.findings import Finding, Fix
 from reslint.where import display_path
@@ -85,8 +85,8 @@ def attach_source_edits(model: nn.Module, findings: list[Finding]) -> None:
     groups: dict[tuple, list[_Unit]] = defaultdict(list)
     for unit in _units(findings):
         fix = unit.fix
-        if fix.line:
-            groups[("statement", unit.path, fix.line, fix.end_line, fix.code)].append(unit)
+        if fix.line:  # one line, one edit: instances that need other numbers there are written in one statement
+            groups[("statement", unit.path, fix.line, fix.end_line)].append(unit)
         elif fix.kind in ("project-skip", "project-transform"):
             block = _submodule(model, unit.module)
             groups[("project", unit.path, unit.line, type(block), fix.kind)].append(unit)
@@ -153,15 +153,27 @@ def _solve(model: nn.Module, key: tuple, members: list[_Unit]) -> tuple[list[Edi
 
 def _statement_edit(model: nn.Module, members: list[_Unit]) -> list[Edit]:
     first = members[0]
+    written = _own_terms(model, members)
+    codes = {u.fix.code for u in members}
+    if written is None and len(codes) != 1:
+        raise SolveError("the instances need different statements, and no one statement in the user's terms gives each its own")
+    code = written.text if written is not None else first.fix.code
+    return [ReplaceStatement(_abspath(first.path), first.fix.line, first.fix.end_line, code)]
+
+
+def _own_terms(model: nn.Module, members: list[_Unit]) -> Written | None:
+    """The statement written over the user's, their expressions kept (reslint.statement_terms), when the
+    join's modules are all of one class whose source holds the line."""
+    first = members[0]
     path = _abspath(first.path)
-    code = first.fix.code
     modules = [_submodule(model, u.module) for u in members]
+    if any(m is None for m in modules) or not all(type(m) is type(modules[0]) for m in modules):
+        return None
     source = _read(path)
-    class_node = _class_node(ast.parse(source), type(modules[0]).__name__) if modules[0] is not None else None
-    if class_node is not None and class_node.lineno <= first.fix.line <= (class_node.end_lineno or 0) \
-            and all(type(m) is type(modules[0]) for m in modules):
-        code = in_own_terms(source, first.fix.line, first.fix.end_line, code, modules) or code  # the user's expressions kept
-    return [ReplaceStatement(path, first.fix.line, first.fix.end_line, code)]
+    class_node = _class_node(ast.parse(source), type(modules[0]).__name__)
+    if class_node is None or not class_node.lineno <= first.fix.line <= (class_node.end_lineno or 0):
+        return None
+    return in_own_terms(source, first.fix.line, first.fix.end_line, [u.fix.code for u in members], modules)
 
 
 def _every_instance(model: nn.Module, members: list[_Unit], method: ast.FunctionDef, statement: ast.stmt) -> bool:
@@ -187,7 +199,8 @@ def _statement_safe(model: nn.Module, members: list[_Unit]) -> bool:
     cls, method, statement, methods = found
     if _neutral_where_it_ran(method, statement, members[0].fix.code):
         return True
-    return _every_instance(model, members, method, statement) and not _unbuilt_subclass_differs(model, cls, method, methods)
+    return _every_instance(model, members, method, statement) and \
+        not _unbuilt_subclass_differs(model, cls, method, methods, _own_terms(model, members))
 
 
 def _statement_at(model: nn.Module, members: list[_Unit]) -> tuple[type, ast.FunctionDef, ast.stmt, dict[str, ast.FunctionDef]] | None:
@@ -209,10 +222,13 @@ def _statement_at(model: nn.Module, members: list[_Unit]) -> tuple[type, ast.Fun
     return (cls, method, statement, methods) if statement is not None else None
 
 
-def _unbuilt_subclass_differs(model: nn.Module, cls: type, method: ast.FunctionDef, methods: dict[str, ast.FunctionDef]) -> bool:
+def _unbuilt_subclass_differs(model: nn.Module, cls: type, method: ast.FunctionDef, methods: dict[str, ast.FunctionDef],
+                              written: Written | None = None) -> bool:
     """A subclass the model does not build inherits the method and overrides or sets an attribute the method
     reads, itself or through the methods of the class it calls (`class FixedBlock(Block): permute_back = True`):
-    it may run the statement on other inputs (already permuted back), where the fix would break it."""
+    it may run the statement on other inputs (already permuted back), where the fix would break it.
+    Not when the edit only puts numbers for user expressions that, read from the subclass's own class
+    attributes, are those numbers (`planes // d` -> `planes // 4` with `div = 4`): there it computes the same."""
     attributes: set[str] = set()
     pending: list[ast.AST] = [method]
     while pending:  # self.<name> the method reads, through the methods of the class it calls
@@ -232,11 +248,29 @@ def _unbuilt_subclass_differs(model: nn.Module, cls: type, method: ast.FunctionD
         subclasses += sub.__subclasses__()
         between = sub.__mro__[:sub.__mro__.index(cls)]
         overridden = {name for k in between for name in vars(k)}
-        if sub in built or method.name in overridden:
+        if sub in built or method.name in overridden or _same_in(sub, method, written):
             continue
         if overridden & attributes or any(_sets_attribute(k, attributes) for k in between if "__init__" in vars(k)):
             return True
     return False
+
+
+def _same_in(sub: type, method: ast.FunctionDef, written: Written | None) -> bool:
+    """The edited statement computes in `sub` what the user's did: every change is a user expression
+    replaced by a number, and that expression, from the subclass's class attributes alone, is that number."""
+    if written is None or not written.only_constants or not written.constants:
+        return False
+    try:
+        bare = sub.__new__(sub)  # no __init__: reads see the class attributes only
+    except Exception:  # noqa: BLE001
+        return False
+    for expression, number in written.constants:
+        try:
+            if value_of(expression, bare, method) != number:
+                return False
+        except Unknown:
+            return False
+    return True
 
 
 def _sets_attribute(cls: type, attributes: set[str]) -> bool:

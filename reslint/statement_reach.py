@@ -30,7 +30,7 @@ def runs_statement(module: nn.Module, method: ast.FunctionDef, statement: ast.st
     """False only when some `if` around the statement provably takes the other branch in this instance."""
     for test, in_body in _enclosing_tests(method, statement):
         try:
-            holds = bool(_evaluate(test, module, method))
+            holds = bool(value_of(test, module, method))
         except Unknown:
             continue
         if holds != in_body:
@@ -54,7 +54,8 @@ def _contains(tree: ast.AST, target: ast.AST) -> bool:
     return any(n is target for n in ast.walk(tree))
 
 
-def _evaluate(test: ast.expr, module: nn.Module, method: ast.FunctionDef) -> Any:
+def value_of(test: ast.expr, module: nn.Module, method: ast.FunctionDef) -> Any:
+    """The expression's value in this instance, from its plain values only (else Unknown)."""
     expression = ast.Expression(test)
     if not all(isinstance(n, _READABLE) for n in ast.walk(expression)):
         raise Unknown("not plain arithmetic")
@@ -108,7 +109,7 @@ def _name_value(name: str, module: nn.Module, method: ast.FunctionDef) -> Any:
              and isinstance(n.targets[0], ast.Name) and n.targets[0].id == name]
     if len(stores) != 1 or len(binds) != 1:
         raise Unknown(f"{name} is not bound once")
-    return _evaluate(binds[0].value, module, method)
+    return value_of(binds[0].value, module, method)
 
 
 def _assigned_attributes(method: ast.FunctionDef) -> set[str]:

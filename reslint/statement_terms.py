@@ -5,15 +5,20 @@ A size fix proves a statement in numbers. Where the proven statement differs fro
 numbers standing in for the user's expressions, each number is written as that expression with one
 small correction (`E // k`, `E * k`, `E - k`, `E + k`) that gives every instance running the statement
 its number; the rest of the user's line stays as written. The expression's value per instance is read
-from the module (`self.extra`, or a local bound to it in the same method).
+from the module (`self.extra`, or a local bound to it in the same method) or, in `__init__`, from the
+recorded constructor arguments (`planes // d`, reslint.statement_reach.value_of). Where an operand of the
+expression is one number in every instance, that number is what changes (`planes // d` -> `planes // 4`).
 """
 
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
+
+from reslint.statement_reach import Unknown, value_of
 
 _CORRECTIONS = [(f"// {k}", lambda v, k=k: v // k) for k in range(2, 9)] + \
     [(f"* {k}", lambda v, k=k: v * k) for k in range(2, 9)] + \
@@ -21,35 +26,47 @@ _CORRECTIONS = [(f"// {k}", lambda v, k=k: v // k) for k in range(2, 9)] + \
     [(f"+ {k}", lambda v, k=k: v + k) for k in range(1, 9)]
 
 
-def in_own_terms(source: str, line: int, end_line: int, code: str, modules: list[nn.Module]) -> str | None:
-    """The fix's statement written over the user's own (its expressions kept), or None when it differs
-    from the user's statement otherwise than by numbers for expressions, or no correction fits."""
+@dataclass
+class Written:
+    """The statement as written, and each user sub-expression it replaced by a number (`d` -> 4 in
+    `planes // d`), for checking what the change does where the lint did not look (reslint.source_fixes)."""
+
+    text: str
+    constants: list[tuple[ast.expr, int]] = field(default_factory=list)
+    only_constants: bool = False  # every change is such a number (no `E // 2` correction)
+
+
+def in_own_terms(source: str, line: int, end_line: int, codes: list[str], modules: list[nn.Module]) -> Written | None:
+    """The fixes' statement (`codes[i]` proven for `modules[i]`) written once over the user's own, its
+    expressions kept, or None when a fix differs from the user's statement otherwise than by numbers for
+    expressions, or no one correction gives every instance its number."""
     lines = source.splitlines()
     old_text = "\n".join(lines[line - 1:end_line])
     try:
         old = ast.parse(old_text.strip()).body
-        new = ast.parse(code.strip()).body
+        news = [ast.parse(code.strip()).body for code in codes]
     except SyntaxError:
         return None
-    if len(old) != 1 or len(new) != 1:
+    if len(old) != 1 or any(len(new) != 1 for new in news):
         return None
-    pairs: list[tuple[ast.expr, int]] = []
-    if not _align(old[0], new[0], pairs) or not pairs:
-        return None
+    numbers: dict[int, tuple[ast.expr, list[int]]] = {}
+    for new in news:
+        pairs: list[tuple[ast.expr, int]] = []
+        if not _align(old[0], new[0], pairs) or not pairs:
+            return None
+        if numbers and set(numbers) != {id(e) for e, _ in pairs}:
+            return None
+        for expression, number in pairs:
+            numbers.setdefault(id(expression), (expression, []))[1].append(number)
     method = _method_at(ast.parse(source), line)
-    replacements = []
-    for expression, number in pairs:
-        values = [_value(expression, method, m) for m in modules]
-        if any(not isinstance(v, int) or isinstance(v, bool) for v in values):
+    replacements, constants, only_constants = [], [], True
+    for expression, wanted in numbers.values():
+        found = _written(expression, wanted, method, modules, old_text.strip())
+        if found is None:
             return None
-        correction = next((text for text, f in _CORRECTIONS if all(f(v) == number for v in values)), None)
-        if correction is None:
-            return None
-        written = ast.get_source_segment(old_text.strip(), expression)
-        if written is None:
-            return None
-        needs_parens = not isinstance(expression, (ast.Name, ast.Attribute, ast.Subscript, ast.Call))
-        replacements.append((expression, f"({written}) {correction}" if needs_parens else f"{written} {correction}"))
+        replacements.append((expression, found[0]))
+        constants += found[1]
+        only_constants = only_constants and bool(found[1])
     # splice right to left over the user's text, so positions stay valid
     text = old_text.strip().splitlines()
     for expression, replacement in sorted(replacements, key=lambda r: (r[0].lineno, r[0].col_offset), reverse=True):
@@ -59,7 +76,51 @@ def in_own_terms(source: str, line: int, end_line: int, code: str, modules: list
         encoded = row.encode()
         text[expression.lineno - 1] = (encoded[:expression.col_offset].decode() + replacement
                                        + encoded[expression.end_col_offset:].decode())
-    return "\n".join(text)
+    return Written("\n".join(text), constants, only_constants)
+
+
+def _written(expression: ast.expr, wanted: list[int], method: ast.FunctionDef | None, modules: list[nn.Module],
+             old_text: str) -> tuple[str, list[tuple[ast.expr, int]]] | None:
+    """The user's expression made to give each instance its number: `planes // 4` for `planes // d`
+    (an operand that is one number everywhere changed, as a maintainer writes it), else `E // 2`."""
+    written = ast.get_source_segment(old_text, expression)
+    if written is None:
+        return None
+    if isinstance(expression, ast.BinOp) and type(expression.op) in _OPERATORS:
+        left = [_value(expression.left, method, m) for m in modules]
+        right = [_value(expression.right, method, m) for m in modules]
+        left_text = ast.get_source_segment(old_text, expression.left)
+        if _ints(left) and _ints(right) and len(set(right)) == 1 and left_text is not None \
+                and not isinstance(expression.right, ast.Constant):
+            operate = _OPERATORS[type(expression.op)]
+            constant = next((c for c in range(1, 65) if all(_apply(operate, v, c) == n for v, n in zip(left, wanted))), None)
+            if constant is not None:
+                symbol = {ast.FloorDiv: "//", ast.Mult: "*", ast.Add: "+", ast.Sub: "-"}[type(expression.op)]
+                wrap = not isinstance(expression.left, (ast.Name, ast.Attribute, ast.Subscript, ast.Call, ast.Constant))
+                return f"{f'({left_text})' if wrap else left_text} {symbol} {constant}", [(expression.right, constant)]
+    values = [_value(expression, method, m) for m in modules]
+    if not _ints(values):
+        return None
+    correction = next((text for text, f in _CORRECTIONS if all(f(v) == n for v, n in zip(values, wanted))), None)
+    if correction is None:
+        return None
+    needs_parens = not isinstance(expression, (ast.Name, ast.Attribute, ast.Subscript, ast.Call))
+    return (f"({written}) {correction}" if needs_parens else f"{written} {correction}"), []
+
+
+_OPERATORS = {ast.FloorDiv: lambda a, b: a // b, ast.Mult: lambda a, b: a * b, ast.Add: lambda a, b: a + b,
+              ast.Sub: lambda a, b: a - b}
+
+
+def _apply(operate, a: int, b: int) -> int | None:
+    try:
+        return operate(a, b)
+    except ZeroDivisionError:
+        return None
+
+
+def _ints(values: list[Any]) -> bool:
+    return all(isinstance(v, int) and not isinstance(v, bool) for v in values)
 
 
 def _align(old: ast.AST, new: ast.AST, pairs: list[tuple[ast.expr, int]]) -> bool:
@@ -98,4 +159,9 @@ def _value(expression: ast.expr, method: ast.FunctionDef | None, module: nn.Modu
                  and isinstance(n.targets[0], ast.Name) and n.targets[0].id == expression.id]
         if len(bound) == 1 and isinstance(bound[0].value, ast.Attribute):
             return _value(bound[0].value, None, module)
+    if method is not None:  # a constructor parameter as recorded, or arithmetic of such values (`planes // d`)
+        try:
+            return value_of(expression, module, method)
+        except Unknown:
+            return None
     return None
