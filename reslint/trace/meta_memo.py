@@ -21,6 +21,7 @@ Only what is provably that function is memoized:
 from __future__ import annotations
 
 import operator
+import types
 from typing import Any
 
 import torch
@@ -39,6 +40,7 @@ _OPERATOR_FUNCTIONS = {
 _CONSTANTS = (int, float, bool, str, complex, type(None), torch.dtype, torch.device, torch.layout, torch.memory_format)
 _TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 _PURE: dict[Any, bool] = {}
+_METHOD_WRAPPER = types.MethodWrapperType
 
 
 class _Unkeyable(Exception):
@@ -47,6 +49,8 @@ class _Unkeyable(Exception):
 
 def is_torch_function(func: Any) -> bool:
     """torch's own functions and Tensor methods (and operator's), whose results depend on their arguments only."""
+    if type(func) is _METHOD_WRAPPER:  # a property's __get__ (`x.shape`): a new object per access, cheap anyway
+        return False
     known = _PURE.get(func)
     if known is None:
         try:
