@@ -184,8 +184,10 @@ def _every_instance(model: nn.Module, members: list[_Unit], method: ast.Function
     if any(m is None for m in modules):
         return False
     broken = {id(m) for m in modules}
-    classes = {type(m) for m in modules}
-    return all(id(m) in broken or not runs_statement(m, method, statement) for m in model.modules() if type(m) in classes)
+    cls = type(modules[0])
+    shared = getattr(cls, method.name, None)
+    runs = [m for m in model.modules() if isinstance(m, cls) and getattr(type(m), method.name, None) is shared]
+    return all(id(m) in broken or not runs_statement(m, method, statement) for m in runs)  # subclasses inheriting it too
 
 
 def _statement_safe(model: nn.Module, members: list[_Unit]) -> bool:

@@ -269,3 +269,11 @@ def test_a_statement_fix_is_unsafe_when_an_unbuilt_subclass_runs_the_method_on_o
     fixes = [f.fix for f in report.findings if f.fix is not None and f.fix.diff]
     assert fixes and not any(fix.safe for fix in fixes)
     assert not plan_fixes(report, root=str(tmp_path)).changed_files
+
+
+def test_a_built_subclass_that_inherits_the_method_and_was_right_makes_a_statement_fix_unsafe(tmp_path):
+    source = PERMUTED.replace("self.mix = Mix(8)", "self.mix = Mix(8)\n        self.mix_back = MixBack(8)").replace(
+        "return self.mix(x)", "return self.mix_back(self.mix(x))")
+    path, report = _write(tmp_path, source, (1, 8, 5, 6))
+    fixes = [f.fix for f in report.findings if f.fix is not None and f.fix.diff]
+    assert fixes and not any(fix.safe for fix in fixes)
