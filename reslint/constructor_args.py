@@ -50,7 +50,7 @@ def _call_start(frame) -> tuple[int, int]:
     """(line, column) where the running call expression starts (Python >= 3.11 has instruction
     positions), else the frame's line and -1."""
     try:
-        positions = list(frame.f_code.co_positions())[frame.f_lasti // 2]
+        positions = next(itertools.islice(frame.f_code.co_positions(), frame.f_lasti // 2, None), None)  # not the whole list
         if positions[0] is not None and positions[2] is not None:
             return positions[0], positions[2]
     except (AttributeError, IndexError, TypeError):
