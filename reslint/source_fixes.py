@@ -202,7 +202,7 @@ def _statement_safe(model: nn.Module, members: list[_Unit]) -> bool:
     if _neutral_where_it_ran(method, statement, members[0].fix.code):
         return True
     return _every_instance(model, members, method, statement) and \
-        not _unbuilt_subclass_differs(model, cls, method, methods, _own_terms(model, members))
+        not _unbuilt_subclass_differs(model, cls, method, statement, methods, _own_terms(model, members))
 
 
 def _statement_at(model: nn.Module, members: list[_Unit]) -> tuple[type, ast.FunctionDef, ast.stmt, dict[str, ast.FunctionDef]] | None:
@@ -224,16 +224,21 @@ def _statement_at(model: nn.Module, members: list[_Unit]) -> tuple[type, ast.Fun
     return (cls, method, statement, methods) if statement is not None else None
 
 
-def _unbuilt_subclass_differs(model: nn.Module, cls: type, method: ast.FunctionDef, methods: dict[str, ast.FunctionDef],
+def _unbuilt_subclass_differs(model: nn.Module, cls: type, method: ast.FunctionDef, statement: ast.stmt,
+                              methods: dict[str, ast.FunctionDef],
                               written: Written | None = None) -> bool:
     """A subclass the model does not build inherits the method and overrides or sets an attribute the method
-    reads, itself or through the methods of the class it calls (`class FixedBlock(Block): permute_back = True`):
+    reads before the statement or in it (or anywhere in a loop around it), itself or through the methods
+    of the class it calls (`class FixedBlock(Block): permute_back = True`):
     it may run the statement on other inputs (already permuted back), where the fix would break it.
     Not when the edit only puts numbers for user expressions that, read from the subclass's own class
     attributes, are those numbers (`planes // d` -> `planes // 4` with `div = 4`): there it computes the same."""
     attributes: set[str] = set()
-    pending: list[ast.AST] = [method]
-    while pending:  # self.<name> the method reads, through the methods of the class it calls
+    # what can reach the statement: itself, what runs before it, and the whole loop it is in
+    loops = [n for n in ast.walk(method) if isinstance(n, (ast.For, ast.While)) and any(c is statement for c in ast.walk(n))]
+    pending: list[ast.AST] = [statement, *loops, *(n for n in ast.walk(method) if isinstance(n, ast.stmt)
+                                                  and n is not method and (n.end_lineno or n.lineno) < statement.lineno)]
+    while pending:  # self.<name> read there, through the methods of the class it calls
         for node in ast.walk(pending.pop()):
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self" \
                     and node.attr not in attributes:
