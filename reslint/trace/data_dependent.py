@@ -84,15 +84,21 @@ def _is_meta(value: Any) -> bool:
     return isinstance(value, torch.Tensor) and value.device.type == "meta"
 
 
+_UNMODED = torch._C.DisableTorchFunction
+"""Reading a tensor's metadata under an active mode (torch.device("meta"), the eager recorder) goes
+through each mode's Python __torch_function__ per attribute: the per-op checks read it without them."""
+
+
 def _metas(args: tuple, kwargs: dict) -> list[torch.Tensor]:
     """The meta tensors of a call (in args, kwargs, and lists or tuples in them): run for every op, so kept cheap."""
     found = []
-    for value in (*args, *kwargs.values()):
-        if isinstance(value, torch.Tensor):
-            if value.device.type == "meta":
-                found.append(value)
-        elif isinstance(value, (list, tuple)):
-            found.extend(item for item in value if isinstance(item, torch.Tensor) and item.device.type == "meta")
+    with _UNMODED():
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, torch.Tensor):
+                if value.device.type == "meta":
+                    found.append(value)
+            elif isinstance(value, (list, tuple)):
+                found.extend(item for item in value if isinstance(item, torch.Tensor) and item.device.type == "meta")
     return found
 
 
@@ -157,7 +163,8 @@ def to_meta_device(
 
 
 def _has_cpu_tensor(args: tuple, kwargs: dict) -> bool:
-    return _any_cpu_tensor(args) or _any_cpu_tensor(kwargs)
+    with _UNMODED():
+        return _any_cpu_tensor(args) or _any_cpu_tensor(kwargs)
 
 
 _PLAIN_LEAVES = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.Size)

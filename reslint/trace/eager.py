@@ -234,7 +234,7 @@ class EagerRecorder(TorchFunctionMode):
     # -- nodes ------------------------------------------------------------------------------------
 
     def _node(self, op: str, target: Any, args: tuple, kwargs: dict) -> fx.Node:
-        node = self.graph.create_node(op, target, self._as_args(args), self._as_args(kwargs))
+        node = _create_node(self.graph, op, target, self._as_args(args), self._as_args(kwargs))
         self._meta(node)
         return node
 
@@ -290,6 +290,27 @@ class EagerRecorder(TorchFunctionMode):
 
 _PLAIN_LEAVES = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.Size, slice, type(Ellipsis))
 """Types tree_map treats as leaves that `_as_arg` hands back unchanged (no tensor inside)."""
+
+
+_NODE_NAMES: dict[Any, str] = {}
+
+
+def _create_node(graph: fx.Graph, op: str, target: Any, args: tuple, kwargs: dict) -> fx.Node:
+    """graph.create_node(op, target, args, kwargs), the same node under the same name, for less: fx
+    scans every call's arguments for raw SymInts to warn about (a meta recording makes none), and
+    derives the name's stem from the target anew each time (a regex; cached here per target).
+    The node is made without arguments, which skips the scan, and then given them exactly as
+    Node.__init__ gives them (its `_update_args_kwargs` on a node that has no users yet)."""
+    try:
+        stem = _NODE_NAMES.get(target)
+        if stem is None:
+            stem = _NODE_NAMES[target] = graph._target_to_str(target)
+    except (TypeError, AttributeError):  # an unhashable target; a torch without the helper
+        return graph.create_node(op, target, args, kwargs)
+    node = graph.create_node(op, target, name=stem)
+    if args or kwargs:
+        node._update_args_kwargs(args, kwargs)
+    return node
 
 
 def _written_layouts(func: Any, name: str | None, args: tuple, kwargs: dict) -> list | None:
