@@ -49,7 +49,15 @@ SETITEM = {"__setitem__", "setitem", "_setitem"}  # the Tensor method, operator.
 
 def writes_first(name: str) -> bool:
     """`add_`, `index_add_`, `__setitem__`: the op writes into its first argument."""
-    return name in SETITEM or (name.endswith("_") and not name.startswith("_")) or (name.startswith("__i") and name.endswith("__"))
+    known = _WRITES_FIRST.get(name)
+    if known is None:
+        known = _WRITES_FIRST[name] = (
+            name in SETITEM or (name.endswith("_") and not name.startswith("_")) or (name.startswith("__i") and name.endswith("__"))
+        )
+    return known
+
+
+_WRITES_FIRST: dict[str, bool] = {}  # per op name: asked several times for every op
 
 
 def _grouped_mm(error: Exception, mat_a: torch.Tensor, mat_b: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
@@ -102,6 +110,28 @@ def _metas(args: tuple, kwargs: dict) -> list[torch.Tensor]:
     return found
 
 
+def _scan(args: tuple, kwargs: dict) -> tuple[list[torch.Tensor], bool]:
+    """`_metas(args, kwargs)` and `_has_cpu_tensor(args, kwargs)` in one walk of the plain arguments
+    every op passes (run for every op, so kept cheap); anything else is asked of `_any_cpu_tensor`."""
+    found = []
+    cpu = False
+    with _UNMODED():
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, torch.Tensor):
+                if value.device.type == "meta":
+                    found.append(value)
+                elif value.dim():
+                    cpu = True
+            elif type(value) in _PLAIN_LEAVES:
+                continue
+            else:
+                if isinstance(value, (list, tuple)):
+                    found.extend(item for item in value if isinstance(item, torch.Tensor) and item.device.type == "meta")
+                if not cpu and _any_cpu_tensor(value):
+                    cpu = True
+    return found, cpu
+
+
 def representative(tensor: torch.Tensor) -> torch.Tensor:
     """A CPU value for a meta tensor: its own representative value, else ones (a mask: every other
     position of its last dim True). Expanded, so it costs no memory whatever the shape."""
@@ -139,11 +169,12 @@ def _is_other_device(device: Any) -> bool:
 
 
 def to_meta_device(
-    func: Any, name: str, args: tuple, kwargs: dict, metas: list[torch.Tensor] | None = None,
+    func: Any, name: str, args: tuple, kwargs: dict, metas: list[torch.Tensor] | None = None, cpu: bool | None = None,
 ) -> tuple[Callable[[], Any], tuple, dict] | None:
     """The call with the devices a model's forward names (`torch.arange(T, device=self.device)`,
     `mask.to(x.device)` where x was real, `.cuda()`) replaced by meta, where the whole run happens;
-    None when it names none. Without this a model built for "cuda" fails on a machine without one."""
+    None when it names none. Without this a model built for "cuda" fails on a machine without one.
+    `metas` and `cpu`, when given, are `_scan(args, kwargs)`'s."""
     if name in ("cuda", "cpu", "mps", "xpu") and args and _is_meta(args[0]):
         return (lambda: args[0]), args, {}
     changed = False
@@ -154,7 +185,9 @@ def to_meta_device(
         positional = [a for a in positional if a != "meta"]  # `.to("cuda", torch.float16)` keeps its dtype
         changed = changed or len(positional) != len(args) - 1
         args = (args[0], *positional)
-    if (metas if metas is not None and not changed else _metas(args, kwargs)) and _has_cpu_tensor(args, kwargs):  # a constant made on the CPU meets the run's meta tensors
+    if (metas if metas is not None and not changed else _metas(args, kwargs)) and (
+        cpu if cpu is not None and not changed else _has_cpu_tensor(args, kwargs)
+    ):  # a constant made on the CPU meets the run's meta tensors
         args, kwargs = tree_map(_cpu_to_meta, (args, kwargs))
         changed = True
     if not changed:
@@ -216,8 +249,8 @@ class Assumptions:
     def run(self, func: Any, call: Callable[[], Any], args: tuple, kwargs: dict) -> Any:
         """`call()` (which runs `func` on `args`), on meta; if it cannot run there, on representative values."""
         name = _name(func)
-        metas = _metas(args, kwargs)
-        on_meta = to_meta_device(func, name, args, kwargs, metas)
+        metas, cpu = _scan(args, kwargs)
+        on_meta = to_meta_device(func, name, args, kwargs, metas, cpu)
         if on_meta is not None:
             self.departures += 1
             call, args, kwargs = on_meta
