@@ -13,18 +13,18 @@ A daemon is stale when it was started by another Python (another venv), or resli
 source files or the installed packages changed since: the CLI then ignores it (one note on stderr)
 and runs cold, and `reslint daemon start` replaces it.
 
-No torch in the client half of this module: `reslint` checks for a daemon before importing anything.
+No torch in the client half of this module: `reslint` checks for a daemon before importing anything
+(reslint.entry), and what only starting or serving needs (subprocess, hashlib, the config's TOML
+reader) is imported there, not by every client.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import select
 import signal
 import socket
-import subprocess
 import sys
 import time
 
@@ -43,12 +43,16 @@ NOT_FORWARDED = {"daemon", "server", "rule", "rules", "--version", "-V", "--help
 
 
 def project_root(start: str | None = None) -> str:
-    """The project a daemon serves: the folder of the nearest pyproject.toml, else the folder itself."""
-    from reslint.config import find_pyproject
-
+    """The project a daemon serves: the folder of the nearest pyproject.toml, else the folder itself
+    (config.find_pyproject's walk, without importing the config module and its TOML reader)."""
     folder = os.path.realpath(start or os.getcwd())
-    found = find_pyproject(folder)
-    return os.path.dirname(found) if found else folder
+    candidate = folder
+    while not os.path.isfile(os.path.join(candidate, "pyproject.toml")):
+        parent = os.path.dirname(candidate)
+        if parent == candidate:
+            return folder
+        candidate = parent
+    return candidate
 
 
 def state_path(root: str) -> str:
@@ -60,6 +64,7 @@ def socket_path(root: str) -> str:
     path = os.path.join(root, STATE_DIR, SOCKET_FILE)
     if len(os.fsencode(path)) < 100:
         return path
+    import hashlib
     import tempfile
 
     digest = hashlib.sha1(os.fsencode(root)).hexdigest()[:16]
@@ -313,6 +318,8 @@ def start(root: str) -> tuple[int, str]:
     if not os.path.exists(ignore):
         with open(ignore, "w", encoding="utf-8") as handle:
             handle.write("# created by reslint: its daemon's state\n*\n")
+    import subprocess
+
     with open(os.path.join(folder, LOG_FILE), "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "reslint.daemon", root], cwd=root, stdin=subprocess.DEVNULL,
