@@ -431,7 +431,7 @@ class FixFinder:
     def _project_operand(self, join: SkipJoin, operand: fx.Node, shape: tuple, target: tuple, kind: str) -> Candidate | None:
         """Pass one operand of the join through a projection to the other's shape."""
         spec = self.projection_spec(join, shape, target)
-        if spec is None or not self._projects_channels(join, spec, shape):
+        if spec is None or not self._projects_channels(join, operand, spec, shape):
             return None
         try:
             projection = spec.build()
@@ -453,14 +453,20 @@ class FixFinder:
         )
         return Candidate(fix, {node: join_with_projected_operand})
 
-    def _projects_channels(self, join: SkipJoin, spec: LayerSpec, shape: tuple[int, ...]) -> bool:
-        """The projection's width is a channel or feature dim, never a spatial size or a sequence length."""
-        try:
-            roles = roles_of(self.prop, join.skip) or roles_of(self.prop, join.transform)
-        except Exception:
-            return True
+    def _projects_channels(self, join: SkipJoin, operand: fx.Node, spec: LayerSpec, shape: tuple[int, ...]) -> bool:
+        """The projection's width is a channel or feature dim, never a spatial size or a sequence length,
+        in the operand it projects and in the other one it is made to match (a transform left channels
+        last, [B, H, W, C], is not projected on its H because the skip's dim 1 is a channel)."""
         width_dim = len(shape) - 1 if spec.name == "Linear" else 1
-        return projection_allowed(roles, [width_dim])
+        other = join.transform if operand is join.skip else join.skip
+        for node in (operand, other):
+            try:
+                roles = roles_of(self.prop, node)
+            except Exception:
+                continue
+            if not projection_allowed(roles, [width_dim]):
+                return False
+        return True
 
     def projection_spec(self, join: SkipJoin, source: tuple[int, ...], target: tuple[int, ...]) -> LayerSpec | None:
         """A 1x1 conv from source to target shape with the stride (plus the transform's norm), or a Linear."""

@@ -92,3 +92,48 @@ def test_every_instance_of_a_shared_line_gets_its_own_fix_written(tmp_path):
     report, diff = fix_and_check(tmp_path, TWO_CLASSES_ONE_HELPER, (1, 4, 8, 8))
     assert len(report.findings) == 1 and len(report.findings[0].instances) == 2
     assert diff.count("padding=2, dilation=2") == 2
+
+
+# A ConvNeXt-style block that never permutes back to channels first, adding in place: the transform
+# is [B, H, W, C]. A 1x1 conv on it would take H for channels (and a stride for the width): the
+# projection is judged on the roles of the operand it projects, not only the skip's, so none is offered.
+CHANNELS_LAST_IN_PLACE = """
+import torch
+from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.dwconv = nn.Conv2d(7, 7, 3, padding=1, groups=7)
+        self.norm = nn.LayerNorm(7)
+        self.pw1 = nn.Linear(7, 2)
+        self.pw2 = nn.Linear(2, 7)
+
+    def forward(self, x):
+        out = self.dwconv(x)
+        out = out.permute(0, 2, 3, 1)
+        out = self.pw2(torch.relu(self.pw1(self.norm(out))))
+        sc = x
+        out.add_(sc)
+        return out
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 7, 3, 1, 1)
+        self.blocks = nn.Sequential(Block())
+
+    def forward(self, x):
+        return self.blocks(self.stem(x)).mean((2, 3))
+"""
+
+
+def test_no_projection_across_a_spatial_dim_of_a_channels_last_transform(tmp_path):
+    path = tmp_path / "model.py"
+    path.write_text(textwrap.dedent(CHANNELS_LAST_IN_PLACE))
+    report = _lint(str(path), "2,3,4,4")
+    assert [f.code for f in report.findings] == ["RL001"]
+    fix = report.findings[0].fix
+    assert fix is None or fix.kind not in ("project-transform", "project-skip") or not fix.validated
