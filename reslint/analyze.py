@@ -114,7 +114,7 @@ def analyze_model(
     for code in selected_codes(select, ignore):
         result.findings.extend(f for f in load_check(code)(analysis) if not is_suppressed(f))
     attach_consequences(propagation, result.findings)  # what fails only because of a finding: a note on it
-    attach_source_edits(model, result.findings)  # each fix as an edit of the user's source (--diff, --fix)
+    attach_source_edits(model, result.findings, propagation)  # each fix as an edit of the user's source (--diff, --fix)
     result.findings.sort(key=lambda f: (f.path, f.line, f.column, f.code))
     result.findings = group_findings(result.findings, model)  # one per (path, line, code), listing its instances
     result.joins = len(joins)

@@ -42,6 +42,7 @@ from typing import Any
 from torch import nn
 
 from reslint.constructor_args import Record, plain, record_of, site_of
+from reslint.layer_runs import LayerRuns, unchanged_at_inputs, with_settings
 from reslint.origin_fixes import guarded_argument, lift_to_caller, occurrence_of
 from reslint.statement_reach import Unknown, runs_statement, value_of
 from reslint.statement_terms import Written, in_own_terms
@@ -77,11 +78,14 @@ def _units(findings: list[Finding]) -> list[_Unit]:
     return units
 
 
-def attach_source_edits(model: nn.Module, findings: list[Finding]) -> None:
+def attach_source_edits(model: nn.Module, findings: list[Finding], propagation: Any = None) -> None:
     """Set `fix.edits`, `fix.diff` and `fix.safe` on every finding whose fix can be written in the source.
 
     Works on each instance (grouped findings list theirs; ungrouped ones are one each), so instances of
-    one bug get one edit, whichever finding carries them."""
+    one bug get one edit, whichever finding carries them. `propagation` (the analysis' run) tells each
+    layer's inputs and which ran after a failure (reslint.layer_runs); without it a layer fix changes
+    only the layers whose own fix was proven."""
+    runs = LayerRuns(propagation) if propagation is not None else None
     groups: dict[tuple, list[_Unit]] = defaultdict(list)
     for unit in _units(findings):
         fix = unit.fix
@@ -101,7 +105,7 @@ def attach_source_edits(model: nn.Module, findings: list[Finding]) -> None:
     failed: set[int] = set()
     for key, members in groups.items():
         try:
-            edits, safe = _solve(model, key, members)
+            edits, safe = _solve(model, key, members, runs)
             edits_diff(edits)  # the edits apply to the source as it is
         except (EditError, SolveError, SyntaxError, ValueError, TypeError, OSError):
             failed.update(id(u.fix) for u in members)
@@ -137,14 +141,14 @@ def edits_diff(edits: list[Edit]) -> str:
     return "".join(diffs)
 
 
-def _solve(model: nn.Module, key: tuple, members: list[_Unit]) -> tuple[list[Edit], bool]:
+def _solve(model: nn.Module, key: tuple, members: list[_Unit], runs: LayerRuns | None = None) -> tuple[list[Edit], bool]:
     validated = all(f.fix.validated for f in members)
     if key[0] == "statement":
         return _statement_edit(model, members), validated and _statement_safe(model, members)
     if key[0] == "project":
         edit, separates = _shortcut_edit(model, members)
         return [edit], validated and separates
-    edits, covered = _layer_edits(model, key, members)
+    edits, covered = _layer_edits(model, key, members, runs)
     return edits, validated and covered
 
 
@@ -883,9 +887,10 @@ def _layer_changes(fix: Fix) -> list[tuple[str, str]]:
     return changes
 
 
-def _layer_edits(model: nn.Module, key: tuple, members: list[_Unit]) -> tuple[list[Edit], bool]:
+def _layer_edits(model: nn.Module, key: tuple, members: list[_Unit], runs: LayerRuns | None = None) -> tuple[list[Edit], bool]:
     """The changed arguments of the call that made the layers, each a name whose value there is what
-    every instance made at that call needs: the fix's number for the broken ones, its own for the rest."""
+    every instance made at that call needs: the fix's number for the broken ones and the layers made
+    alike (validated with it: `_alike_get_it`), its own for the rest."""
     _, site, cls = key
     if len(site) != 3 or cls is None:
         raise SolveError("the layer's constructor call was not recorded")
@@ -904,6 +909,7 @@ def _layer_edits(model: nn.Module, key: tuple, members: list[_Unit]) -> tuple[li
     records: list[Record] = [record_of(m) for m in at_site]  # type: ignore[misc]
     if not needed or not all(id(m) in {id(a) for a in at_site} for m in model.modules() if id(m) in needed):
         raise SolveError("a fixed layer was not made at the call")
+    covered = _alike_get_it(model, cls, at_site, records, needed, runs) if runs is not None else True
     parameters = list(inspect.signature(cls.__init__).parameters)[1:]
     changed = {name for m, r in zip(at_site, records) if id(m) in needed
                for name, value in needed[id(m)].items() if name in r.arguments and not _same(r.arguments[name], value)}
@@ -933,7 +939,37 @@ def _layer_edits(model: nn.Module, key: tuple, members: list[_Unit]) -> tuple[li
                                  occurrence_of(site_path, site_line, site_column, cls.__name__), is_default))
     if not edits:
         raise SolveError("nothing to change")
-    return edits, True
+    return edits, covered
+
+
+def _alike_get_it(model: nn.Module, cls: type, at_site: list[nn.Module], records: list[Record],
+                  needed: dict[int, dict[str, Any]], runs: LayerRuns) -> bool:
+    """The fix was validated with every layer made alike at the call (same settings) changed the same way
+    (reslint.size_fixes): `down2.pool` beside the broken `down1.pool`. They get it in `needed` too, so the
+    edit is what was validated. Whether that leaves right what was right: a layer the lint proved right
+    (it ran on the model's own values) must compute at its inputs what it did; one that ran only after a
+    failure (on a substitute) was never proven right, and the validation is its proof."""
+    from reslint.size_fixes import _made_alike  # the validation's own notion of "made alike"
+
+    paths = {id(m): p for p, m in model.named_modules()}
+    fixed = [(m, r) for m, r in zip(at_site, records) if id(m) in needed]
+    safe = True
+    for module, record in zip(at_site, records):
+        path = paths.get(id(module), "")
+        if id(module) in needed or not runs.ran(path):
+            continue  # a layer that never ran was not changed by the validation: it keeps its own value
+        like = next((r for m, r in fixed if _made_alike(module, m)), None)
+        if like is None:
+            continue
+        fix = needed[next(id(m) for m, r in fixed if r is like)]
+        change = {n: v for n, v in fix.items() if n in like.arguments and not _same(like.arguments[n], v)}
+        needed[id(module)] = arguments = {**record.arguments, **change}
+        if runs.proven(path):
+            changed = with_settings(module, cls, arguments)
+            shapes = runs.input_shapes(path)
+            if changed is None or shapes is None or not unchanged_at_inputs(module, changed, shapes):
+                safe = False
+    return safe
 
 
 def _replacement(model: nn.Module, cls: type, site: tuple, members: list[_Unit]) -> tuple[list[Edit], bool] | None:

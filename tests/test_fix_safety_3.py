@@ -1,0 +1,134 @@
+"""A layer fix is written as it was validated (reslint/source_fixes.py `_alike_get_it`, reslint/layer_runs.py):
+the validation changes every layer made alike at the call, so the edit does too; it is `safe` only when each
+of those the lint proved right (ran on the model's own values) computes what it did, and one that ran only
+downstream of a failure (on a substitute) was never proven right.
+
+Each model is linted in this process, its fixes planned, and the edited file is run eagerly.
+"""
+
+import importlib.util
+import os
+import sys
+import textwrap
+
+import torch
+
+from reslint.apply import plan_fixes, write
+from reslint.findings import Report
+from reslint.runner import Job, lint_target
+
+# One down-sampling block class used twice in a row: the first gets an odd size (its 3x3/s2/p1 conv rounds
+# up, its 2x2/s2 pool rounds down); the second only looked right because it ran on the first's substitute.
+CHAINED = """
+import torch
+from torch import nn
+
+
+class Down(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout - cin, 3, stride=2, padding=1)
+        self.pool = nn.MaxPool2d(2, stride=2)
+
+    def forward(self, x):
+        return torch.relu(torch.cat([self.conv(x), self.pool(x)], 1))
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.down1 = Down(3, 8)
+        self.down2 = Down(8, 16)
+
+    def forward(self, x):
+        return self.down2(self.down1(x))
+"""
+
+# The same broken block, and a pool made at the same call that ran right on the model's input first:
+# on an even input ceil_mode changes nothing there, on an odd one it would make that pool's output larger.
+BESIDE = """
+import torch
+from torch import nn
+
+
+def pool():
+    return nn.MaxPool2d(2, stride=2)
+
+
+class Down(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout - cin, 3, stride=2, padding=1)
+        self.pool = pool()
+
+    def forward(self, x):
+        return torch.cat([self.conv(x), self.pool(x)], 1)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.context = pool()
+        self.down = Down(3, 8)
+
+    def forward(self, x):
+        return self.down(x), self.context(x[..., :EDGE, :EDGE])
+"""
+
+
+def _forget(path: str) -> None:
+    for key, module in list(sys.modules.items()):
+        if os.path.abspath(getattr(module, "__file__", None) or "") == os.path.abspath(path):
+            del sys.modules[key]
+
+
+def _load(path: str, name: str):
+    spec = importlib.util.spec_from_file_location(f"m{abs(hash((path, open(path).read())))}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)().eval()
+
+
+def _lint(path, shape: tuple[int, ...]) -> Report:
+    _forget(str(path))
+    return Report(lint_target(Job(f"{path}:Net", inputs=[",".join(map(str, shape))])))
+
+
+def _write(tmp_path, source: str, shape: tuple[int, ...]):
+    path = tmp_path / "model.py"
+    path.write_text(textwrap.dedent(source))
+    report = _lint(path, shape)
+    assert report.findings, "the bug is found"
+    return path, report
+
+
+def test_a_layer_made_alike_downstream_of_the_failure_gets_the_fix_that_was_validated(tmp_path):
+    path, report = _write(tmp_path, CHAINED, (1, 3, 33, 33))
+    assert all(f.fix is not None and f.fix.safe for f in report.findings), [f.fix for f in report.findings]
+    assert write(plan_fixes(report, root=str(tmp_path))) == [str(path)]
+    text = path.read_text()
+    assert "nn.MaxPool2d(2, stride=2, ceil_mode=True)" in text and " if " not in text  # every block, no guard
+    assert _lint(path, (1, 3, 33, 33)).exit_code == 0
+    with torch.no_grad():
+        assert _load(str(path), "Net")(torch.randn(1, 3, 33, 33)).shape == (1, 16, 9, 9)
+
+
+def test_a_layer_proven_right_that_the_change_leaves_as_it_was_keeps_the_fix_safe(tmp_path):
+    path, report = _write(tmp_path, BESIDE.replace("EDGE", "32"), (1, 3, 33, 33))  # the context pool ran on 32x32
+    x = torch.randn(1, 3, 33, 33)
+    context_before = _load(str(path), "Net").context(x[..., :32, :32])
+    assert all(f.fix is not None and f.fix.safe for f in report.findings), [f.fix for f in report.findings]
+    assert write(plan_fixes(report, root=str(tmp_path))) == [str(path)]
+    assert "ceil_mode=True" in path.read_text()
+    assert _lint(path, (1, 3, 33, 33)).exit_code == 0
+    fixed = _load(str(path), "Net")
+    with torch.no_grad():
+        assert fixed(x)[0].shape == (1, 8, 17, 17)
+        assert torch.equal(fixed.context(x[..., :32, :32]), context_before)
+
+
+def test_a_layer_proven_right_that_the_change_would_alter_makes_the_fix_unsafe(tmp_path):
+    path, report = _write(tmp_path, BESIDE.replace("EDGE", "33"), (1, 3, 33, 33))  # 33x33: ceil_mode gives 17, not 16
+    fixes = [f.fix for f in report.findings if f.fix is not None and f.fix.diff]
+    assert fixes and all("ceil_mode=True" in f.diff and not f.safe for f in fixes)
+    assert write(plan_fixes(report, root=str(tmp_path))) == []  # --fix applies safe fixes only
