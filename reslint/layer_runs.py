@@ -27,6 +27,7 @@ class LayerRuns:
     """Each layer's calls in the analysis' graph, and which of them ran after a failure."""
 
     def __init__(self, propagation: Any) -> None:
+        self.propagation = propagation
         self.values: dict[fx.Node, Any] = propagation.values
         self._calls: dict[str, list[fx.Node]] = defaultdict(list)
         for node in propagation.nodes:
@@ -40,7 +41,11 @@ class LayerRuns:
     def proven(self, path: str) -> bool:
         """It ran, every time on values the model computed itself (none downstream of a failure)."""
         calls = self._calls.get(path, [])
-        return bool(calls) and not any(n in self._after_failure for call in calls for n in call.all_input_nodes)
+        return bool(calls) and not any(self.after_failure(call) for call in calls)
+
+    def after_failure(self, node: fx.Node) -> bool:
+        """The node ran on a value computed from a failure's substitute."""
+        return any(n in self._after_failure for n in node.all_input_nodes)
 
     def input_shapes(self, path: str) -> list[tuple[tuple[int, ...], torch.dtype]] | None:
         """(shape, dtype) of each call's one tensor input; None when a call had another kind of input."""

@@ -43,6 +43,7 @@ from torch import nn
 
 from reslint.constructor_args import Record, plain, record_of, site_of
 from reslint.layer_runs import LayerRuns, unchanged_at_inputs, with_settings
+from reslint.pad_instances import reordered_pad, reordered_pad_safe
 from reslint.origin_fixes import guarded_argument, lift_to_caller, occurrence_of
 from reslint.statement_reach import Unknown, runs_statement, value_of
 from reslint.statement_terms import Written, in_own_terms
@@ -144,7 +145,7 @@ def edits_diff(edits: list[Edit]) -> str:
 def _solve(model: nn.Module, key: tuple, members: list[_Unit], runs: LayerRuns | None = None) -> tuple[list[Edit], bool]:
     validated = all(f.fix.validated for f in members)
     if key[0] == "statement":
-        return _statement_edit(model, members), validated and _statement_safe(model, members)
+        return _statement_edit(model, members), validated and _statement_safe(model, members, runs)
     if key[0] == "project":
         edit, separates = _shortcut_edit(model, members)
         return [edit], validated and separates
@@ -194,10 +195,11 @@ def _every_instance(model: nn.Module, members: list[_Unit], method: ast.Function
     return all(id(m) in broken or not runs_statement(m, method, statement) for m in runs)  # subclasses inheriting it too
 
 
-def _statement_safe(model: nn.Module, members: list[_Unit]) -> bool:
+def _statement_safe(model: nn.Module, members: list[_Unit], runs: LayerRuns | None = None) -> bool:
     """The rewritten statement changes no instance that was right: either it computes what the old one did
     wherever the old one ran (a concat's operand resized to its neighbour's size), or every built instance
-    of the join's class is broken (each validated) and no subclass the model does not build runs it with
+    of the join's class is broken (each validated) or, for a pad's amounts reordered, re-run with the new
+    line (right ones pad as before: reslint.pad_instances), and no subclass the model does not build runs it with
     something else in place (the issue's "every instance of the class that the linted targets build")."""
     found = _statement_at(model, members)
     if found is None:
@@ -205,8 +207,20 @@ def _statement_safe(model: nn.Module, members: list[_Unit]) -> bool:
     cls, method, statement, methods = found
     if _neutral_where_it_ran(method, statement, members[0].fix.code):
         return True
-    return _every_instance(model, members, method, statement) and \
+    return (_every_instance(model, members, method, statement) or _reordered_pad_safe(model, members, runs, cls, method, statement)) and \
         not _unbuilt_subclass_differs(model, cls, method, statement, methods, _own_terms(model, members))
+
+
+def _reordered_pad_safe(model: nn.Module, members: list[_Unit], runs: LayerRuns | None, cls: type,
+                        method: ast.FunctionDef, statement: ast.stmt) -> bool:
+    """A pad's amounts reordered (axes swapped), checked on every instance that ran it (reslint.pad_instances)."""
+    reordered = reordered_pad(statement, members[0].fix.code) if runs is not None and len({u.fix.code for u in members}) == 1 else None
+    if reordered is None or runs is None:
+        return False
+    shared = getattr(cls, method.name, None)
+    built = {p for p, m in model.named_modules() if isinstance(m, cls) and getattr(type(m), method.name, None) is shared}
+    return reordered_pad_safe(runs, members[0].path, statement.lineno, statement.end_lineno or statement.lineno, members[0].line,
+                              reordered, {u.module for u in members}, built)
 
 
 def _statement_at(model: nn.Module, members: list[_Unit]) -> tuple[type, ast.FunctionDef, ast.stmt, dict[str, ast.FunctionDef]] | None:

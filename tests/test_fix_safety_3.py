@@ -76,6 +76,43 @@ class Net(nn.Module):
 """
 
 
+# A decoder step whose pad has its axes swapped, used twice: the first pads H where W is short; the second
+# ran only on the first's substitute. UNUSED adds a third step that is built and never run.
+SWAPPED_PAD = """
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Up(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.up = nn.Upsample(scale_factor=2)
+        self.conv = nn.Conv2d(2 * c, c, 3, padding=1)
+
+    def forward(self, low, skip):
+        low = self.up(low)
+        dh = skip.size(2) - low.size(2)
+        dw = skip.size(3) - low.size(3)
+        low = F.pad(low, [dh // 2, dh - dh // 2, dw // 2, dw - dw // 2])
+        return self.conv(torch.cat([skip, low], dim=1))
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.d1 = nn.MaxPool2d(2)
+        self.d2 = nn.MaxPool2d(2)
+        self.u2 = Up(4)
+        self.u1 = Up(4)
+        UNUSED
+
+    def forward(self, x):
+        a = self.d1(x)
+        return self.u1(self.u2(self.d2(a), a), x)
+"""
+
+
 def _forget(path: str) -> None:
     for key, module in list(sys.modules.items()):
         if os.path.abspath(getattr(module, "__file__", None) or "") == os.path.abspath(path):
@@ -132,3 +169,19 @@ def test_a_layer_proven_right_that_the_change_would_alter_makes_the_fix_unsafe(t
     fixes = [f.fix for f in report.findings if f.fix is not None and f.fix.diff]
     assert fixes and all("ceil_mode=True" in f.diff and not f.safe for f in fixes)
     assert write(plan_fixes(report, root=str(tmp_path))) == []  # --fix applies safe fixes only
+
+
+def test_a_pad_with_its_axes_swapped_is_safe_when_every_instance_that_ran_it_is_fixed_or_unchanged(tmp_path):
+    path, report = _write(tmp_path, SWAPPED_PAD.replace("UNUSED", ""), (1, 4, 16, 22))  # u2: 8x11 skip, 4x5 up to 8x10: W short, H padded
+    assert all(f.fix is not None and f.fix.safe for f in report.findings), [f.fix for f in report.findings]
+    assert write(plan_fixes(report, root=str(tmp_path))) == [str(path)]
+    assert "[dw // 2, dw - dw // 2, dh // 2, dh - dh // 2]" in path.read_text()
+    assert _lint(path, (1, 4, 16, 22)).exit_code == 0
+    with torch.no_grad():
+        assert _load(str(path), "Net")(torch.randn(1, 4, 16, 22)).shape == (1, 4, 16, 22)
+
+
+def test_a_pad_with_its_axes_swapped_is_unsafe_beside_an_instance_that_never_ran(tmp_path):
+    path, report = _write(tmp_path, SWAPPED_PAD.replace("UNUSED", "self.u0 = Up(4)"), (1, 4, 16, 22))
+    fixes = [f.fix for f in report.findings if f.fix is not None and f.fix.diff]
+    assert fixes and not any(f.safe for f in fixes)
