@@ -293,6 +293,7 @@ _PLAIN_LEAVES = (int, float, bool, str, type(None), torch.dtype, torch.device, t
 
 
 _NODE_NAMES: dict[Any, str] = {}
+_QUIET_NODES = hasattr(fx.Node, "_update_args_kwargs")  # torch 2.x's Node.__init__ helper; else the plain way
 
 
 def _create_node(graph: fx.Graph, op: str, target: Any, args: tuple, kwargs: dict) -> fx.Node:
@@ -301,6 +302,8 @@ def _create_node(graph: fx.Graph, op: str, target: Any, args: tuple, kwargs: dic
     derives the name's stem from the target anew each time (a regex; cached here per target).
     The node is made without arguments, which skips the scan, and then given them exactly as
     Node.__init__ gives them (its `_update_args_kwargs` on a node that has no users yet)."""
+    if not _QUIET_NODES:
+        return graph.create_node(op, target, args, kwargs)
     try:
         stem = _NODE_NAMES.get(target)
         if stem is None:

@@ -14,7 +14,11 @@ Only what is provably that function is memoized:
   value, see data_dependent, is not the meta kernel's business: Assumptions deals with it around
   the call, memoized or not);
 - results that are one fresh meta tensor: no view of, or alias to, an operand (a new tensor would
-  lose the sharing), not an operand itself, no grad;
+  lose the sharing), not an operand itself, no grad. A view of a base of its own (`out.transpose(0, 1)`
+  at the end of a function) is answered with the same view of a new base of the same size; or a plain tuple of such tensors (sharing no
+  storage with each other either) and Nones, as `F.multi_head_attention_forward` returns: one key
+  then stands for the whole function, whose insides (a linear's meta kernel is a Python
+  decomposition) would otherwise run again for every identical layer;
 - no in-place op, no `out=`. A call that raises is never memoized (it raises again when repeated).
 """
 
@@ -91,16 +95,49 @@ class MetaMemo:
                 key = known = None
             if known is not None:
                 self.hits += 1
-                shape, stride, dtype = known
-                return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+                if known[0] is _TUPLE:
+                    return tuple(None if item is None else _empty(item) for item in known[1])
+                return _empty(known)
         result = func(*args, **kwargs)
         if key is not None:
             with _UNMODED():
-                if _fresh(result, tensors):
+                recorded = _recordable(result, tensors)
+                if recorded is not None:
                     if len(self.results) >= MAX_ENTRIES:
                         self.results.clear()
-                    self.results[key] = (tuple(result.shape), result.stride(), result.dtype)
+                    self.results[key] = recorded
         return result
+
+
+_TUPLE = object()  # marks a recorded tuple result: (_TUPLE, [metadata or None per item])
+
+
+def _empty(metadata: tuple) -> torch.Tensor:
+    shape, stride, dtype, view = metadata
+    if view is None:
+        return torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+    offset, size = view
+    return torch.empty(size, dtype=dtype, device="meta").as_strided(shape, stride, offset)
+
+
+def _recordable(result: Any, operands: list[torch.Tensor]) -> tuple | None:
+    """What stands for a result that a new call may be answered with (see the module docstring), else None."""
+    if type(result) is tuple:
+        if not result or not any(item is not None for item in result):
+            return None
+        seen: list[torch.Tensor] = []
+        described: list[tuple | None] = []
+        for item in result:
+            if item is None:
+                described.append(None)
+                continue
+            metadata = _describe(item, [*operands, *seen])
+            if metadata is None:
+                return None
+            described.append(metadata)
+            seen.append(item)
+        return (_TUPLE, described)
+    return _describe(result, operands)
 
 
 _UNMODED = torch._C.DisableTorchFunction
@@ -130,14 +167,26 @@ def _key(value: Any, tensors: list[torch.Tensor]) -> Any:
     raise _Unkeyable()
 
 
-def _fresh(result: Any, operands: list[torch.Tensor]) -> bool:
-    """One new meta tensor that shares nothing with the operands."""
+def _describe(result: Any, operands: list[torch.Tensor]) -> tuple | None:
+    """(shape, stride, dtype, view) of one new meta tensor that shares no storage with the operands,
+    else None; `view` is (storage offset, storage size in elements) when it is a view of a base of its
+    own, None when it is not a view (and starts its storage)."""
     if type(result) is not torch.Tensor or result.device.type != "meta" or result.requires_grad or result.__dict__:
-        return False
-    if result.is_conj() or result.is_neg() or result._is_view():
-        return False
-    storage = result.untyped_storage()._cdata
-    return not any(result is t or t.untyped_storage()._cdata == storage for t in operands)
+        return None
+    if result.is_conj() or result.is_neg():
+        return None
+    storage = result.untyped_storage()
+    if any(result is t or t.untyped_storage()._cdata == storage._cdata for t in operands):
+        return None
+    view = None
+    if result._is_view():
+        size, itemsize = storage.nbytes(), result.element_size()
+        if size % itemsize:
+            return None
+        view = (result.storage_offset(), size // itemsize)
+    elif result.storage_offset():
+        return None
+    return (tuple(result.shape), result.stride(), result.dtype, view)
 
 
 class MemoizedCalls(TorchFunctionMode):
