@@ -497,7 +497,7 @@ def _identity_on_skip(class_node: ast.ClassDef, line: int, blocks: list[nn.Modul
     init = next((f for f in class_node.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
     if method is None or init is None or not method.args.args[1:]:
         return None
-    inputs = {a.arg for a in method.args.args[1:]}
+    inputs = _input_aliases(method, line)
     calls = [c for c in ast.walk(method) if isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute)
              and isinstance(c.func.value, ast.Name) and c.func.value.id == "self" and len(c.args) == 1
              and isinstance(c.args[0], ast.Name) and c.args[0].id in inputs
@@ -522,6 +522,28 @@ def _identity_on_skip(class_node: ast.ClassDef, line: int, blocks: list[nn.Modul
     if not in_join and not (bound and bound[0].targets[0].id in operands):  # type: ignore[attr-defined]
         return None
     return attribute, assignments[0]
+
+
+def _input_aliases(method: ast.FunctionDef, line: int) -> set[str]:
+    """The method's inputs, and names bound once, at the method's top level, to one of them alone
+    (`shortcut = x`, before `x` is rebound) and never rebound before the join: each holds the input there."""
+    inputs = {a.arg for a in method.args.args[1:]}
+    bindings: dict[str, list[ast.AST]] = {}
+    for node in ast.walk(method):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For)) \
+            else [i.optional_vars for i in node.items if i.optional_vars] if isinstance(node, ast.With) else []
+        for target in targets:
+            for name in (n.id for n in ast.walk(target) if isinstance(n, ast.Name)):
+                if getattr(node, "lineno", line) < line:
+                    bindings.setdefault(name, []).append(node)
+    aliases = {name for name in inputs if name not in bindings}
+    for name, nodes in bindings.items():
+        if name not in inputs and len(nodes) == 1 and isinstance(nodes[0], ast.Assign) and len(nodes[0].targets) == 1 \
+                and isinstance(nodes[0].targets[0], ast.Name) and isinstance(nodes[0].value, ast.Name) and nodes[0].value.id in inputs \
+                and any(nodes[0] is top for top in method.body) \
+                and all(other.lineno > nodes[0].lineno for other in bindings.get(nodes[0].value.id, [])):
+            aliases.add(name)
+    return aliases | inputs
 
 
 def _widened_condition(model: nn.Module, cls: type, path: str, attribute: str, statement: ast.stmt, guard: str,

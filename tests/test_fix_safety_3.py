@@ -3,6 +3,9 @@ the validation changes every layer made alike at the call, so the edit does too;
 of those the lint proved right (ran on the model's own values) computes what it did, and one that ran only
 downstream of a failure (on a substitute) was never proven right.
 
+A pad with its axes swapped is checked on every instance that ran it (reslint/pad_instances.py), and an
+nn.Identity on a name bound to the input (`identity = x`) becomes the projection.
+
 Each model is linted in this process, its fixes planned, and the edited file is run eagerly.
 """
 
@@ -113,6 +116,35 @@ class Net(nn.Module):
 """
 
 
+# A block whose skip goes through `self.skip(identity)`, `identity = x` bound before x is rebound, with an
+# nn.Identity there unless `proj` asks for the 1x1 conv: widened to every block that changes the width.
+ALIASED_IDENTITY = """
+from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, proj=False):
+        super().__init__()
+        self.body = nn.Conv2d(cin, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if proj and cin != cout else nn.Identity()
+
+    def forward(self, x):
+        identity = x
+        x = self.body(x)
+        return x + self.skip(identity)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = Block(4, 8)
+        self.b = Block(8, 8)
+
+    def forward(self, x):
+        return self.b(self.a(x))
+"""
+
+
 def _forget(path: str) -> None:
     for key, module in list(sys.modules.items()):
         if os.path.abspath(getattr(module, "__file__", None) or "") == os.path.abspath(path):
@@ -185,3 +217,19 @@ def test_a_pad_with_its_axes_swapped_is_unsafe_beside_an_instance_that_never_ran
     path, report = _write(tmp_path, SWAPPED_PAD.replace("UNUSED", "self.u0 = Up(4)"), (1, 4, 16, 22))
     fixes = [f.fix for f in report.findings if f.fix is not None and f.fix.diff]
     assert fixes and not any(f.safe for f in fixes)
+
+
+def test_an_identity_on_a_name_bound_to_the_input_becomes_the_projection(tmp_path):
+    path, report = _write(tmp_path, ALIASED_IDENTITY, (1, 4, 8, 8))
+    x = torch.randn(1, 8, 8, 8)
+    right_before = _load(str(path), "Net").b
+    assert all(f.fix is not None and f.fix.safe for f in report.findings), [f.fix for f in report.findings]
+    assert write(plan_fixes(report, root=str(tmp_path))) == [str(path)]
+    assert "nn.Conv2d(cin, cout, 1) if proj and cin != cout or cin != cout else nn.Identity()" in path.read_text()
+    assert _lint(path, (1, 4, 8, 8)).exit_code == 0
+    fixed = _load(str(path), "Net")
+    assert isinstance(fixed.b.skip, torch.nn.Identity)  # the block that was right keeps its identity
+    fixed.b.load_state_dict(right_before.state_dict())
+    with torch.no_grad():
+        assert fixed(torch.randn(1, 4, 8, 8)).shape == (1, 8, 8, 8)
+        assert torch.equal(fixed.b(x), right_before(x))
