@@ -42,13 +42,16 @@ instance of the class that the linted targets build and leaves the instances tha
 unchanged."""
 FIX_SAFETY_KINDS = """- A layer fix (`resize-transform`, `restride-skip`, a conv's padding, a pool's `ceil_mode` or padding)
   edits the argument of the constructor call that made the layer, as a name of that scope whose value
-  is right for every layer made there (`padding=dilation`, `nn.Linear(hidden, dim)`), else a literal.
-  Safe when it is validated on every broken instance and leaves every other layer made at that call
-  as it was.
+  is right for every layer made there (`padding=dilation`, `nn.Linear(hidden, dim)`), else a literal;
+  it is written for every layer made alike at that call, as it was validated. Safe when it is validated
+  and every layer made there that the lint proved right computes what it did at the inputs it saw (a
+  layer that only ran downstream of a failure was never proven right: the validation is its proof).
 - A statement fix (a pad's amounts or axes, a permute back, a crop, a cat with `F.interpolate`)
-  replaces the statement as is. Safe when it is validated and every module that runs the line needs
-  it: a rewritten line runs in the right instances too, and reslint does not claim it leaves them as
-  they were.
+  replaces the statement. Safe when it is validated and every built instance that runs the line needs
+  it (an instance whose `if`s skip the line does not count), or when it provably changes nothing in the
+  right ones: a cat operand resized to its neighbour's size, a pad whose reordered amounts are the
+  ones the right instances already pad by. Not safe when a subclass in your code that the targets do
+  not build inherits the method and overrides what the line reads (the edit would change it unseen).
 - A fix that cannot be written in the code's own terms (no name gives every instance its number, the
   join is outside the block's class) or that would edit a file outside the project (site-packages)
   is shown in the report only."""

@@ -41,7 +41,10 @@ and marks it `validated` when shapes then propagate through the whole model.
   numbers are the block's constructor parameters (`in_planes`, `planes`, `stride`); the guard
   (`stride != 1 or in_planes != planes`) separates the instances that need it from the others. Safe
   when every instance's projection is validated and the guard is true on exactly those instances: the
-  others get `nn.Identity()`, the same output and the same state_dict.
+  others get `nn.Identity()`, the same output and the same state_dict. A block that already chooses
+  (`self.skip = P if project else nn.Identity()`) gets its own condition widened
+  (`P if project or <guard> else ...`); one whose `downsample=None` no caller passes builds it behind
+  the guard. Not safe when the skip is rebound under a branch.
 """
 
 from __future__ import annotations
