@@ -571,6 +571,8 @@ class Daemon:
                 done = pid
             if done:
                 self.running.pop(pid).close()
+                # What that run's models imported, now while idle: not on the next client's time.
+                preload(read_learned(self.root))
 
 
 LEARNED_FILE = "imports.json"
