@@ -5,6 +5,7 @@ Run from the repository root with the project's venv (needs `pip install torchin
     .venv/bin/python benchmarks/perf.py                 # every model and the growth stack, once each
     .venv/bin/python benchmarks/perf.py --repeat 3      # the median of 3 runs per cell
     .venv/bin/python benchmarks/perf.py --quick         # ResNet-50, ViT-L/16, the 70B decoder; growth 50/500
+    .venv/bin/python benchmarks/perf.py --quick --lint-on-save   # plus the server/daemon rows (benchmarks/lsp.py)
 
 Every cell is a fresh child process, measured from the outside: whole-process wall time, CPU time
 (user + sys) and peak RSS (`os.wait4` on that child, so one child's peak never hides in another's).
@@ -598,6 +599,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=1200.0, metavar="S", help="seconds per cell (default 1200)")
     parser.add_argument("--no-warm-up", action="store_true", help="skip the unmeasured warm-up run")
     parser.add_argument("--output", default=os.path.join(ROOT, "benchmarks", "perf_results.md"), metavar="FILE")
+    parser.add_argument("--lint-on-save", action="store_true",
+                        help="also the warm rows (benchmarks/lsp.py: server save -> diagnostics and the daemon CLI against the cold CLI) in this run")
     args = parser.parse_args(argv)
     args.command = " ".join(shlex.quote(a) for a in [os.path.relpath(PYTHON, ROOT), "benchmarks/perf.py", *(sys.argv[1:] if argv is None else argv)])
     return args
@@ -644,6 +647,8 @@ def measure(args: argparse.Namespace, models: list[Model], depths: tuple[int, ..
     elapsed = time.perf_counter() - started
     summaries = {key: Summary(value) for key, value in runs.items()}
     text, verdicts = report(args, info, tested, models, depths, summaries, nodes, started_load, load_average(), elapsed)
+    if args.lint_on_save:
+        text += lint_on_save_rows(args.repeat)
     print()
     print(text)
     with open(args.output, "w") as f:
@@ -653,6 +658,16 @@ def measure(args: argparse.Namespace, models: list[Model], depths: tuple[int, ..
         json.dump({"machine": info, "reslint": tested, "command": args.command, "nodes": nodes, "runs": raw}, f, indent=1, default=str)
     print(f"wrote {os.path.relpath(args.output)}")
     return 0 if all(met is not False for _, met, _ in verdicts) else 1
+
+
+def lint_on_save_rows(repeat: int) -> str:
+    """benchmarks/lsp.py's tables for the three models, measured now (it lints with the installed reslint)."""
+    print("lint on save: benchmarks/lsp.py ...", flush=True)
+    command = [PYTHON, os.path.join(ROOT, "benchmarks", "lsp.py"), "--models", "resnet50,vit_l_16,llama70b",
+               "--repeat", str(max(repeat, 3)), "--saves", "100"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    body = done.stdout if done.returncode == 0 else f"failed ({done.returncode}): {last_line(done.stderr)}\n"
+    return f"\n## Lint on save: server and daemon against the cold CLI\n\n`{' '.join(command[1:])}`\n\n{body}"
 
 
 if __name__ == "__main__":
