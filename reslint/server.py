@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import reslint.quiet_torch  # noqa: F401  (before anything imports torch)
-from reslint.daemon import learned_from, preload
+from reslint.daemon import LEARNED_FILE, STATE_DIR, learned_from, preload, project_root, read_learned
 from reslint.findings import VERSION, Finding, Report, TargetResult
 from reslint.join_sites import OPTION as JOIN_SITES
 from reslint.join_sites import JoinSite
@@ -411,6 +411,7 @@ class Linter:
         self.pending: list[str] = []
         self.condition = threading.Condition()
         self.learned: list[str] = []
+        self.root = project_root()  # whose .reslint/imports.json says what earlier lints' models imported
         self.analyzed: dict[str, set[str]] = {}  # discovered job -> its models the last lint analyzed
         self.thread = threading.Thread(target=self._loop, name="reslint-lint", daemon=True)
         self.thread.start()
@@ -423,6 +424,10 @@ class Linter:
             self.condition.notify()
 
     def _loop(self) -> None:
+        # What earlier lints of this project imported (the daemon's or a server's): before the first
+        # lint, on this thread, not on the protocol's (initialize answers at once; a save waits here,
+        # as its child would otherwise import them itself, and the next child again).
+        preload(read_learned(self.root))
         while True:
             with self.condition:
                 while not self.pending:
@@ -437,7 +442,8 @@ class Linter:
             else:
                 changed |= self.results.replace(f"internal:{path}", [], [])
             self.on_changed(changed | {path})
-            if self.learned:  # installed packages the models imported: in the parent before the next lint
+            if self.learned:  # installed packages the models imported: now, while idle, for every later lint
+                remember_learned(self.root, self.learned)
                 preload(self.learned)
                 self.learned = []
 
@@ -508,6 +514,25 @@ class Linter:
                 now |= before
         self.analyzed[job.target] = now
         return said
+
+
+def remember_learned(root: str, names: list[str]) -> None:
+    """Add what a lint's models imported to the project's .reslint/imports.json, which the daemon
+    and the next server read at start, when that folder exists (the daemon made it): a server
+    restarted by the editor then imports transformers' model modules before its first lint."""
+    import json
+
+    folder = os.path.join(root, STATE_DIR)
+    known = read_learned(root)
+    if not os.path.isdir(folder) or set(names) <= set(known):
+        return
+    path = os.path.join(folder, LEARNED_FILE)
+    try:
+        with open(f"{path}.{os.getpid()}", "w", encoding="utf-8") as handle:
+            json.dump(sorted(set(known) | set(names)), handle)
+        os.replace(f"{path}.{os.getpid()}", path)
+    except OSError:  # a nicety
+        pass
 
 
 def _could_not_load(result: TargetResult, job) -> bool:

@@ -464,3 +464,15 @@ def test_columns_are_utf16_units():
     text = "    y = é + 𝑥"
     assert utf16_column(text, len("    y = é".encode()) + 1) == len("    y = é")
     assert utf16_column(text, len("    y = é + 𝑥".encode()) + 1) == len("    y = é + ") + 2
+
+
+def test_what_a_lint_imported_is_remembered_for_the_next_server_only_where_the_daemon_keeps_state(tmp_path):
+    from reslint.daemon import read_learned
+    from reslint.server import remember_learned
+
+    remember_learned(str(tmp_path), ["transformers.models.llama"])
+    assert not (tmp_path / ".reslint").exists()  # the server makes no state folder of its own
+    (tmp_path / ".reslint").mkdir()
+    remember_learned(str(tmp_path), ["transformers.models.llama"])
+    remember_learned(str(tmp_path), ["timm", "transformers.models.llama"])
+    assert read_learned(str(tmp_path)) == ["timm", "transformers.models.llama"]
