@@ -151,9 +151,22 @@ def timed_run(args: list[str], cwd: Path, env: dict, server_pid: int | None = No
     wall = time.perf_counter() - started
     cpu = usage.ru_utime + usage.ru_stime
     if server_pid:
-        time.sleep(0.05)  # the daemon reaps its child right after the client is answered
-        cpu += cpu_seconds(server_pid) - served
+        cpu += _reaped_meanwhile(server_pid, served)
     return wall, os.waitstatus_to_exitcode(status), usage.ru_maxrss * 1024, cpu
+
+
+def _reaped_meanwhile(server_pid: int, before: float, settle: float = 1.5) -> float:
+    """What the daemon and the children it reaped used since `before`. It may reap a request's child only
+    at its next select timeout (0.5 s) after the client is answered: wait until the figure stops moving."""
+    deadline, last, steady_since = time.perf_counter() + settle, cpu_seconds(server_pid), time.perf_counter()
+    while time.perf_counter() < deadline:
+        time.sleep(0.1)
+        now = cpu_seconds(server_pid)
+        if now != last:
+            last, steady_since = now, time.perf_counter()
+        elif time.perf_counter() - steady_since >= 0.6:
+            break
+    return last - before
 
 
 def project(folder: Path, model: str) -> tuple[Path, str]:
