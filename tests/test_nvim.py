@@ -17,33 +17,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_server import CAT_LINE, UNET  # the broken U-Net the JSON-RPC tests open too
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the server forks a child per target")
 
 NVIM = shutil.which("nvim")
-
-UNET = '''\
-import torch
-from torch import nn
-
-
-class Tiny(nn.Module):
-    example_input_array = torch.empty(1, 3, 10, 10)
-
-    def __init__(self):
-        super().__init__()
-        self.enc = nn.Conv2d(3, 4, 3, padding=1)
-        self.down = nn.Conv2d(4, 4, 3, stride=2, padding=1)
-        self.up = nn.ConvTranspose2d(4, 4, 2, stride=2)
-        self.head = nn.Conv2d(8, 2, 1)
-
-    def forward(self, x):
-        skip = self.enc(x)
-        h = self.up(self.down(skip))
-        h = h[:, :, :4, :4]
-        return self.head(torch.cat([skip, h], dim=1))
-'''
-CAT_LINE = 19
 
 EDITOR = r'''
 -- Drive reslint server from Neovim's LSP client; record what it saw in $RESLINT_NVIM_OUT as JSON.
