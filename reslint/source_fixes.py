@@ -730,13 +730,17 @@ def _absent_guard_separates(model: nn.Module, cls: type, attribute: str, paramet
             continue
         if parameter and (parameter not in record.arguments or record.arguments[parameter] is not None):
             return False  # a None stored from something else than the parameter: not the case the edit covers
-        try:
-            holds = bool(eval(code, {"__builtins__": {}}, dict(record.arguments)))  # names and ints we wrote
-        except Exception:  # noqa: BLE001
-            return False
-        if holds != (id(module) in broken):
+        if _guard_holds(code, record) != (id(module) in broken):
             return False
     return True
+
+
+def _guard_holds(code, record: Record) -> bool | None:
+    """The guard's value on one instance's constructor arguments; None when it cannot be evaluated."""
+    try:
+        return bool(eval(code, {"__builtins__": {}}, dict(record.arguments)))  # names and ints we wrote
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def _normalized(tree: ast.expr) -> ast.expr:
@@ -846,13 +850,7 @@ def _guard_separates(model: nn.Module, cls: type, guard: str, broken: set[int]) 
         if type(module) is not cls:
             continue
         record = record_of(module)
-        if record is None:
-            return False
-        try:
-            holds = bool(eval(code, {"__builtins__": {}}, dict(record.arguments)))  # names and ints we wrote
-        except Exception:  # noqa: BLE001
-            return False
-        if holds != (id(module) in broken):
+        if record is None or _guard_holds(code, record) != (id(module) in broken):
             return False
     return True
 
