@@ -590,24 +590,21 @@ def _widened_condition(model: nn.Module, cls: type, path: str, attribute: str, s
     indent = len(lines[0]) - len(lines[0].lstrip())
     code = "\n".join(l[indent:] if l[:indent].strip() == "" else l for l in text.splitlines())
     broken = {id(b) for b in blocks}
+    edit = ReplaceStatement(path, statement.lineno, statement.end_lineno or statement.lineno, code)
     code_guard = compile(guard, "<guard>", "eval")
     for module in model.modules():
         if type(module) is not cls:
             continue
         record = record_of(module)
         if record is None:
-            return ReplaceStatement(path, statement.lineno, statement.end_lineno or statement.lineno, code), False
+            return edit, False
         if not isinstance(getattr(module, attribute, None), nn.Identity):
             safe = id(module) not in broken  # COND held: its projection stays as it was
         else:
-            try:
-                holds = bool(eval(code_guard, {"__builtins__": {}}, dict(record.arguments)))  # names and ints we wrote
-            except Exception:  # noqa: BLE001
-                holds = None
-            safe = holds == (id(module) in broken)
+            safe = _guard_holds(code_guard, record) == (id(module) in broken)
         if not safe:
-            return ReplaceStatement(path, statement.lineno, statement.end_lineno or statement.lineno, code), False
-    return ReplaceStatement(path, statement.lineno, statement.end_lineno or statement.lineno, code), True
+            return edit, False
+    return edit, True
 
 
 def _canonical(node: ast.expr, names: dict[str, Any]) -> Any:
