@@ -6,16 +6,11 @@ an unbuilt subclass that runs the method on other inputs makes the fix unsafe.
 Each model is linted in this process, its safe fixes written, and the edited file is run eagerly.
 """
 
-import importlib.util
-import os
-import sys
-import textwrap
 
 import torch
 
 from reslint.apply import plan_fixes, write
-from reslint.findings import Report
-from reslint.runner import Job, lint_target
+from fix_workbench import lint as _lint, load as _load, write_model as _write, write_safe_fixes
 
 # Two decoder steps of one class: the first gets an odd-sized skip (its transposed conv overshoots by one),
 # the second is right. A subclass the lint does not build pads its input first.
@@ -182,43 +177,6 @@ class Net(nn.Module):
 """
 
 
-def _forget(path: str) -> None:
-    for key, module in list(sys.modules.items()):
-        if os.path.abspath(getattr(module, "__file__", None) or "") == os.path.abspath(path):
-            del sys.modules[key]
-
-
-def _module(path: str):
-    spec = importlib.util.spec_from_file_location(f"m{abs(hash((path, open(path).read())))}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _load(path: str, name: str, *args, seed: int = 0):
-    module = _module(path)
-    torch.manual_seed(seed)
-    return getattr(module, name)(*args).eval()
-
-
-def _lint(path, shape: tuple[int, ...]) -> Report:
-    _forget(str(path))
-    return Report(lint_target(Job(f"{path}:Net", inputs=[",".join(map(str, shape))])))
-
-
-def _write(tmp_path, source: str, shape: tuple[int, ...]):
-    path = tmp_path / "model.py"
-    path.write_text(textwrap.dedent(source))
-    report = _lint(path, shape)
-    assert report.findings, "the bug is found"
-    return path, report
-
-
-def _fixed(tmp_path, path, report: Report) -> None:
-    assert all(f.fix is not None and f.fix.safe for f in report.findings), [f.fix for f in report.findings]
-    assert write(plan_fixes(report, root=str(tmp_path))) == [str(path)]
-
-
 def _same(a: torch.nn.Module, b: torch.nn.Module, *x) -> bool:
     a.load_state_dict(b.state_dict())
     with torch.no_grad():
@@ -230,7 +188,7 @@ def test_a_concat_operand_resized_to_its_neighbour_is_safe_beside_right_instance
     skip, x = torch.randn(1, 4, 6, 6), torch.randn(1, 4, 3, 3)  # a grown decoder step that ran right before
     grown_before = _load(str(path), "UpGrown", 4)
     right_before = _load(str(path), "Up", 4)
-    _fixed(tmp_path, path, report)
+    write_safe_fixes(tmp_path, path, report)
     assert "interpolate" in path.read_text()
     assert _lint(path, (1, 4, 10, 10)).exit_code == 0
     with torch.no_grad():
@@ -243,7 +201,7 @@ def test_an_instance_whose_if_skips_the_rewritten_line_keeps_what_it_had(tmp_pat
     path, report = _write(tmp_path, POOLED_WHEN_DOWN, (1, 4, 9, 9))
     x = torch.randn(1, 4, 10, 10)
     before = _load(str(path), "NetCeil")
-    _fixed(tmp_path, path, report)
+    write_safe_fixes(tmp_path, path, report)
     assert "ceil_mode=True" in path.read_text()
     assert _lint(path, (1, 4, 9, 9)).exit_code == 0
     with torch.no_grad():
@@ -255,7 +213,7 @@ def test_numbers_that_differ_per_instance_are_written_in_the_constructors_terms(
     path, report = _write(tmp_path, QUARTER_PAD, (1, 8, 8, 8))
     x = torch.randn(1, 8, 8, 8)
     before = _load(str(path), "NetQuarter")
-    _fixed(tmp_path, path, report)
+    write_safe_fixes(tmp_path, path, report)
     text = path.read_text()
     assert "cout // 4, cout // 4" in text and "cout // k" not in text
     assert _lint(path, (1, 8, 8, 8)).exit_code == 0

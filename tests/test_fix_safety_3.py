@@ -9,16 +9,11 @@ nn.Identity on a name bound to the input (`identity = x`) becomes the projection
 Each model is linted in this process, its fixes planned, and the edited file is run eagerly.
 """
 
-import importlib.util
-import os
-import sys
-import textwrap
 
 import torch
 
 from reslint.apply import plan_fixes, write
-from reslint.findings import Report
-from reslint.runner import Job, lint_target
+from fix_workbench import lint as _lint, load as _load, write_model as _write, write_safe_fixes
 
 # One down-sampling block class used twice in a row: the first gets an odd size (its 3x3/s2/p1 conv rounds
 # up, its 2x2/s2 pool rounds down); the second only looked right because it ran on the first's substitute.
@@ -145,36 +140,9 @@ class Net(nn.Module):
 """
 
 
-def _forget(path: str) -> None:
-    for key, module in list(sys.modules.items()):
-        if os.path.abspath(getattr(module, "__file__", None) or "") == os.path.abspath(path):
-            del sys.modules[key]
-
-
-def _load(path: str, name: str):
-    spec = importlib.util.spec_from_file_location(f"m{abs(hash((path, open(path).read())))}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return getattr(module, name)().eval()
-
-
-def _lint(path, shape: tuple[int, ...]) -> Report:
-    _forget(str(path))
-    return Report(lint_target(Job(f"{path}:Net", inputs=[",".join(map(str, shape))])))
-
-
-def _write(tmp_path, source: str, shape: tuple[int, ...]):
-    path = tmp_path / "model.py"
-    path.write_text(textwrap.dedent(source))
-    report = _lint(path, shape)
-    assert report.findings, "the bug is found"
-    return path, report
-
-
 def test_a_layer_made_alike_downstream_of_the_failure_gets_the_fix_that_was_validated(tmp_path):
     path, report = _write(tmp_path, CHAINED, (1, 3, 33, 33))
-    assert all(f.fix is not None and f.fix.safe for f in report.findings), [f.fix for f in report.findings]
-    assert write(plan_fixes(report, root=str(tmp_path))) == [str(path)]
+    write_safe_fixes(tmp_path, path, report)
     text = path.read_text()
     assert "nn.MaxPool2d(2, stride=2, ceil_mode=True)" in text and " if " not in text  # every block, no guard
     assert _lint(path, (1, 3, 33, 33)).exit_code == 0
@@ -186,8 +154,7 @@ def test_a_layer_proven_right_that_the_change_leaves_as_it_was_keeps_the_fix_saf
     path, report = _write(tmp_path, BESIDE.replace("EDGE", "32"), (1, 3, 33, 33))  # the context pool ran on 32x32
     x = torch.randn(1, 3, 33, 33)
     context_before = _load(str(path), "Net").context(x[..., :32, :32])
-    assert all(f.fix is not None and f.fix.safe for f in report.findings), [f.fix for f in report.findings]
-    assert write(plan_fixes(report, root=str(tmp_path))) == [str(path)]
+    write_safe_fixes(tmp_path, path, report)
     assert "ceil_mode=True" in path.read_text()
     assert _lint(path, (1, 3, 33, 33)).exit_code == 0
     fixed = _load(str(path), "Net")
@@ -205,8 +172,7 @@ def test_a_layer_proven_right_that_the_change_would_alter_makes_the_fix_unsafe(t
 
 def test_a_pad_with_its_axes_swapped_is_safe_when_every_instance_that_ran_it_is_fixed_or_unchanged(tmp_path):
     path, report = _write(tmp_path, SWAPPED_PAD.replace("UNUSED", ""), (1, 4, 16, 22))  # u2: 8x11 skip, 4x5 up to 8x10: W short, H padded
-    assert all(f.fix is not None and f.fix.safe for f in report.findings), [f.fix for f in report.findings]
-    assert write(plan_fixes(report, root=str(tmp_path))) == [str(path)]
+    write_safe_fixes(tmp_path, path, report)
     assert "[dw // 2, dw - dw // 2, dh // 2, dh - dh // 2]" in path.read_text()
     assert _lint(path, (1, 4, 16, 22)).exit_code == 0
     with torch.no_grad():
@@ -223,8 +189,7 @@ def test_an_identity_on_a_name_bound_to_the_input_becomes_the_projection(tmp_pat
     path, report = _write(tmp_path, ALIASED_IDENTITY, (1, 4, 8, 8))
     x = torch.randn(1, 8, 8, 8)
     right_before = _load(str(path), "Net").b
-    assert all(f.fix is not None and f.fix.safe for f in report.findings), [f.fix for f in report.findings]
-    assert write(plan_fixes(report, root=str(tmp_path))) == [str(path)]
+    write_safe_fixes(tmp_path, path, report)
     assert "nn.Conv2d(cin, cout, 1) if proj and cin != cout or cin != cout else nn.Identity()" in path.read_text()
     assert _lint(path, (1, 4, 8, 8)).exit_code == 0
     fixed = _load(str(path), "Net")

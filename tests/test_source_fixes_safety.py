@@ -5,16 +5,11 @@ builds, and every instance that was right keeps what it had, including instances
 Each model is linted in this process, its safe fixes written, and the edited file is run eagerly.
 """
 
-import importlib.util
-import os
-import sys
-import textwrap
 
 import torch
 
 from reslint.apply import plan_fixes, write
-from reslint.findings import Report
-from reslint.runner import Job, lint_target
+from fix_workbench import lint, load as _load, write_model
 
 # A block that projects its skip only when it strides: the stride-1 block that widens breaks.
 # The fix a maintainer writes widens the condition; the blocks that had the projection keep it.
@@ -91,30 +86,8 @@ class NetGiven(nn.Module):
 """
 
 
-def _forget(path: str) -> None:
-    for key, module in list(sys.modules.items()):
-        if os.path.abspath(getattr(module, "__file__", None) or "") == os.path.abspath(path):
-            del sys.modules[key]
-
-
-def _load(path: str, name: str, seed: int = 0):
-    spec = importlib.util.spec_from_file_location(f"m{abs(hash((path, open(path).read())))}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    torch.manual_seed(seed)
-    return getattr(module, name)().eval()
-
-
-def _lint(path: str, name: str, shape: tuple[int, ...]) -> Report:
-    _forget(path)
-    return Report(lint_target(Job(f"{path}:{name}", inputs=[",".join(map(str, shape))])))
-
-
 def _fix(tmp_path, source: str, shape: tuple[int, ...]):
-    path = tmp_path / "model.py"
-    path.write_text(textwrap.dedent(source))
-    report = _lint(str(path), "Net", shape)
-    assert report.findings, "the bug is found"
+    path, report = write_model(tmp_path, source, shape)
     assert all(f.fix is not None and f.fix.safe for f in report.findings), [f.fix for f in report.findings]
     before = {name: _load(str(path), name) for name in ("Net", "NetAlways", "NetGiven") if name in path.read_text()}
     plan = plan_fixes(report, root=str(tmp_path))
@@ -136,7 +109,7 @@ def test_a_stride_only_projection_gets_its_condition_widened_and_the_other_confi
     path, before = _fix(tmp_path, STRIDE_ONLY, (1, 4, 8, 8))
     text = path.read_text()
     assert "if stride > 1 or always or " in text  # the user's condition kept, the guard added
-    assert _lint(str(path), "Net", (1, 4, 8, 8)).exit_code == 0
+    assert lint(path, (1, 4, 8, 8)).exit_code == 0
     after = _load(str(path), "Net")
     x = torch.randn(1, 4, 8, 8)
     with torch.no_grad():
@@ -150,7 +123,7 @@ def test_a_block_whose_caller_never_passes_a_downsample_builds_it_guarded(tmp_pa
     path, before = _fix(tmp_path, NO_DOWNSAMPLE, (1, 4, 8, 8))
     text = path.read_text()
     assert "if downsample is None and (stride != 1 or cin != planes)" in text
-    assert _lint(str(path), "Net", (1, 4, 8, 8)).exit_code == 0
+    assert lint(path, (1, 4, 8, 8)).exit_code == 0
     after = _load(str(path), "Net")
     x = torch.randn(1, 4, 8, 8)
     with torch.no_grad():
@@ -189,9 +162,7 @@ class Net(nn.Module):
 def test_a_guard_that_does_not_separate_the_instances_is_not_safe(tmp_path):
     # Unit(4, 8, 2) needs a strided projection; the guard `stride != 1 or cin != cout` also holds on
     # Unit(4, 4, 2), which was right (it pools its skip): giving it a projection would change it.
-    path = tmp_path / "model.py"
-    path.write_text(textwrap.dedent(POOLED))
-    report = _lint(str(path), "Net", (1, 4, 8, 8))
+    path, report = write_model(tmp_path, POOLED, (1, 4, 8, 8))
     projections = [f.fix for f in report.findings if f.fix is not None and f.fix.kind == "project-skip" and f.fix.diff]
     assert projections and not any(fix.safe for fix in projections)
     plan = plan_fixes(report, root=str(tmp_path))
