@@ -588,6 +588,23 @@ def read_learned(root: str) -> list[str]:
     return valid
 
 
+def remember_learned(root: str, names: list[str]) -> None:
+    """Add what a lint's models imported to the project's .reslint/imports.json, which the daemon
+    and the next server read at start, when that folder exists (the daemon made it): a server
+    restarted by the editor then imports transformers' model modules before its first lint."""
+    folder = os.path.join(root, STATE_DIR)
+    known = read_learned(root)
+    if not os.path.isdir(folder) or set(names) <= set(known):
+        return
+    path = os.path.join(folder, LEARNED_FILE)
+    try:
+        with open(f"{path}.{os.getpid()}", "w", encoding="utf-8") as handle:
+            json.dump(sorted(set(known) | set(names)), handle)
+        os.replace(f"{path}.{os.getpid()}", path)
+    except OSError:  # a nicety
+        pass
+
+
 def _record_learned(root: str) -> None:
     """In the runs forked from the daemon: add what the models imported to .reslint/imports.json."""
     from reslint import runner
@@ -597,13 +614,7 @@ def _record_learned(root: str) -> None:
     def recording_run_jobs(*args, **kwargs):
         results = run_jobs(*args, **kwargs)
         try:
-            learned = learned_from(r for rs in results for r in rs)
-            known = read_learned(root)
-            if set(learned) - set(known):
-                path = os.path.join(root, STATE_DIR, LEARNED_FILE)
-                with open(f"{path}.{os.getpid()}", "w", encoding="utf-8") as handle:
-                    json.dump(sorted(set(known) | set(learned)), handle)
-                os.replace(f"{path}.{os.getpid()}", path)
+            remember_learned(root, learned_from(r for rs in results for r in rs))
         except Exception:  # noqa: BLE001  a nicety
             pass
         return results

@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import reslint.quiet_torch  # noqa: F401  (before anything imports torch)
-from reslint.daemon import LEARNED_FILE, STATE_DIR, learned_from, preload, project_root, read_learned
+from reslint.daemon import learned_from, preload, project_root, read_learned, remember_learned
 from reslint.findings import VERSION, Finding, Report, TargetResult
 from reslint.join_sites import OPTION as JOIN_SITES
 from reslint.join_sites import JoinSite
@@ -514,25 +514,6 @@ class Linter:
                 now |= before
         self.analyzed[job.target] = now
         return said
-
-
-def remember_learned(root: str, names: list[str]) -> None:
-    """Add what a lint's models imported to the project's .reslint/imports.json, which the daemon
-    and the next server read at start, when that folder exists (the daemon made it): a server
-    restarted by the editor then imports transformers' model modules before its first lint."""
-    import json
-
-    folder = os.path.join(root, STATE_DIR)
-    known = read_learned(root)
-    if not os.path.isdir(folder) or set(names) <= set(known):
-        return
-    path = os.path.join(folder, LEARNED_FILE)
-    try:
-        with open(f"{path}.{os.getpid()}", "w", encoding="utf-8") as handle:
-            json.dump(sorted(set(known) | set(names)), handle)
-        os.replace(f"{path}.{os.getpid()}", path)
-    except OSError:  # a nicety
-        pass
 
 
 def _could_not_load(result: TargetResult, job) -> bool:

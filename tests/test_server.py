@@ -468,7 +468,7 @@ def test_columns_are_utf16_units():
 
 def test_what_a_lint_imported_is_remembered_for_the_next_server_only_where_the_daemon_keeps_state(tmp_path):
     from reslint.daemon import read_learned
-    from reslint.server import remember_learned
+    from reslint.daemon import remember_learned
 
     remember_learned(str(tmp_path), ["transformers.models.llama"])
     assert not (tmp_path / ".reslint").exists()  # the server makes no state folder of its own
